@@ -1,0 +1,78 @@
+"""Users, roles and shop-floor identities (badge + PIN) for shared terminals."""
+
+from __future__ import annotations
+
+import re
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import check_password, make_password
+from django.contrib.auth.models import AbstractBaseUser, Group
+from django.db import transaction
+
+from .choices import Role
+from .errors import Conflict, ValidationFailed
+from .models import OperatorProfile
+
+PIN_PATTERN = re.compile(r"^\d{4,8}$")
+
+
+def validate_pin(pin: str) -> str:
+    if not PIN_PATTERN.match(pin or ""):
+        raise ValidationFailed.field("pin", "A PIN is 4 to 8 digits.")
+    return pin
+
+
+def set_operator_pin(profile: OperatorProfile, *, pin: str | None) -> OperatorProfile:
+    """Set (or, with None, remove) the operator's PIN; only its hash is stored."""
+    profile.pin_hash = make_password(validate_pin(pin)) if pin else ""
+    profile.save(update_fields=["pin_hash"])
+    return profile
+
+
+def create_operator(
+    *,
+    username: str,
+    badge: str,
+    first_name: str = "",
+    last_name: str = "",
+    pin: str | None = None,
+    roles: tuple[str, ...] = (Role.OPERATOR,),
+) -> OperatorProfile:
+    """A user that signs in on terminals by badge (and PIN). No password: terminals only."""
+    User = get_user_model()
+    with transaction.atomic():
+        if OperatorProfile.objects.filter(badge=badge).exists():
+            raise Conflict(f"Badge {badge} is already in use.", errors={"badge": ["Taken."]})
+        user = User.objects.create_user(username=username, first_name=first_name,
+                                        last_name=last_name)
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+        user.groups.add(*Group.objects.filter(name__in=roles))
+        profile = OperatorProfile(user=user, badge=badge)
+        profile.full_clean(exclude=["user"])
+        profile.save()
+        if pin:
+            set_operator_pin(profile, pin=pin)
+        return profile
+
+
+def operator_by_badge(badge: str, pin: str | None) -> AbstractBaseUser | None:
+    """The active user behind a badge whose PIN (when it has one) matches, else None.
+    Runs the hasher even for unknown badges, so timing does not tell which badges exist."""
+    profile = (
+        OperatorProfile.objects.select_related("user").filter(badge=(badge or "").strip()).first()
+    )
+    if profile is None or not profile.user.is_active:
+        check_password(pin or "", make_password(None))
+        return None
+    if profile.has_pin and not check_password(pin or "", profile.pin_hash):
+        return None
+    return profile.user
+
+
+def has_role(user: AbstractBaseUser, *roles: str) -> bool:
+    if not user.is_authenticated:
+        return False
+    if user.is_superuser:
+        return True
+    return user.groups.filter(name__in=roles).exists()

@@ -1,0 +1,96 @@
+"""Reads of the production domain: querysets with their joins, and the plain-data
+representation of a work order that the ERP contract defines (used by the outbox and
+the API alike)."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, QuerySet
+
+from .choices import OperationStatus, WorkOrderStatus
+from .formats import iso_utc, quantity
+from .models import AuditRecord, Machine, Operation, WorkOrder
+
+
+def operations_prefetch() -> Prefetch:
+    return Prefetch(
+        "operations",
+        queryset=Operation.objects.select_related("work_center", "machine").order_by("sequence"),
+    )
+
+
+def work_orders_with_operations() -> QuerySet[WorkOrder]:
+    return WorkOrder.objects.select_related("product", "routing").prefetch_related(
+        operations_prefetch()
+    )
+
+
+def work_order_list() -> QuerySet[WorkOrder]:
+    return WorkOrder.objects.select_related("product").order_by("due_date", "number")
+
+
+def work_order_history(work_order: WorkOrder) -> QuerySet[AuditRecord]:
+    return work_order.audit_records.select_related("actor").order_by("occurred_at", "id")
+
+
+def current_operation(operations: list[Operation]) -> Operation | None:
+    """The operation the floor is working on, or will next: the first one not finished."""
+    for op in operations:
+        if op.status not in (OperationStatus.DONE, OperationStatus.CANCELLED):
+            return op
+    return None
+
+
+def _operation_summary(op: Operation) -> dict:
+    return {
+        "sequence": op.sequence,
+        "name": op.name,
+        "work_center": op.work_center.code,
+        "machine": op.machine.code if op.machine_id else None,
+        "status": op.status,
+    }
+
+
+def operation_representation(op: Operation) -> dict:
+    return {
+        **_operation_summary(op),
+        "quantity_good": quantity(op.quantity_good),
+        "quantity_scrap": quantity(op.quantity_scrap),
+        "planned_start": iso_utc(op.planned_start),
+        "planned_end": iso_utc(op.planned_end),
+        "actual_start": iso_utc(op.actual_start),
+        "actual_end": iso_utc(op.actual_end),
+    }
+
+
+def work_order_representation(wo: WorkOrder, operations: list[Operation] | None = None) -> dict:
+    """The contract's work-order representation. ``operations`` ordered by sequence, with
+    work center and machine loaded; fetched when not given."""
+    if operations is None:
+        operations = list(
+            wo.operations.select_related("work_center", "machine").order_by("sequence")
+        )
+    current = current_operation(operations) if wo.status != WorkOrderStatus.CANCELLED else None
+    # No live schedule exists yet: projected_end stays null until the scheduler provides it.
+    projected_end = None
+    return {
+        "number": wo.number,
+        "product": wo.product.code,
+        "routing": wo.routing.code,
+        "quantity": quantity(wo.quantity),
+        "due_date": iso_utc(wo.due_date),
+        "priority": wo.priority,
+        "status": wo.status,
+        "quantity_good": quantity(wo.quantity_good),
+        "quantity_scrap": quantity(wo.quantity_scrap),
+        "actual_start": iso_utc(wo.actual_start),
+        "actual_end": iso_utc(wo.actual_end),
+        "projected_end": projected_end,
+        "at_risk": projected_end is not None and projected_end > wo.due_date,
+        "current_operation": _operation_summary(current) if current else None,
+        "operations": [operation_representation(op) for op in operations],
+        "updated_at": iso_utc(wo.updated_at),
+    }
+
+
+def machines_of_work_center(work_center_id: int) -> QuerySet[Machine]:
+    return Machine.objects.filter(work_center_id=work_center_id, is_active=True).order_by("code")

@@ -1,0 +1,799 @@
+"""Every state change of the production domain, one function per transition.
+
+Each service
+- runs in one ``transaction.atomic()``,
+- re-reads the rows it changes with ``select_for_update()`` (lock order: work order, then
+  its operations by sequence, then a machine),
+- checks the transition tables in :mod:`mes.statemachine` and the business rules,
+- saves with ``update_fields``, writes one append-only :class:`~mes.models.AuditRecord` per
+  changed entity state, and one ``work_order.updated`` outbox event per call,
+- raises a :mod:`mes.errors` domain error on refusal, having changed nothing.
+
+Views, the API, Celery tasks and the admin call these; nothing else writes these fields.
+Services return the fresh, locked instance: callers' instances are stale afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+from django.utils.formats import date_format
+
+from erp_sync.models import EventType
+from erp_sync.outbox import record_event
+
+from .choices import EntityType, MachineState, OperationStatus, Priority, WorkOrderStatus
+from .errors import Conflict, InvalidTransition, StaleObject, ValidationFailed
+from .formats import display_quantity
+from .models import CODE_VALIDATOR, AuditRecord, Machine, Operation, Product, Routing, WorkOrder
+from .selectors import work_order_representation
+from .statemachine import (
+    OPERATION_COUNTING,
+    WORK_ORDER_ACTIVE,
+    WORK_ORDER_TERMINAL,
+    operation_may,
+    work_order_may,
+)
+
+Op = OperationStatus
+WO = WorkOrderStatus
+
+
+# --- Who acts ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who performs a change: a signed-in user, or a system (ERP client, PLC poller)."""
+
+    name: str
+    user: AbstractBaseUser | None = None
+
+    @classmethod
+    def of(cls, who: ActorLike) -> Actor:
+        if isinstance(who, Actor):
+            return who
+        full_name = who.get_full_name() if hasattr(who, "get_full_name") else ""
+        return cls(name=full_name or who.get_username(), user=who)
+
+    @classmethod
+    def system(cls, name: str) -> Actor:
+        return cls(name=name)
+
+
+ActorLike = Actor | AbstractBaseUser
+
+PAST_TENSE = {
+    "create": "created",
+    "update": "updated",
+    "release": "released",
+    "hold": "put on hold",
+    "cancel": "cancelled",
+    "ready": "made ready",
+    "start": "started",
+    "pause": "paused",
+    "resume": "resumed",
+    "complete": "completed",
+    "report_quantity": "given a quantity report",
+    "set_state": "changed",
+}
+
+
+# --- Internals --------------------------------------------------------------------------------
+
+
+def _when(at: datetime | None) -> datetime:
+    if at is None:
+        return timezone.now()
+    if timezone.is_naive(at):
+        raise ValidationFailed.field("at", "Times must carry a time zone.")
+    return at
+
+
+def _require_reason(reason: str, what: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed.field("reason", f"A reason is required to {what}.")
+    return reason
+
+
+def _lock_work_order(pk: int) -> WorkOrder:
+    return WorkOrder.objects.select_for_update(of=("self",)).select_related("product", "routing").get(
+        pk=pk
+    )
+
+
+def _lock_operations(work_order: WorkOrder) -> list[Operation]:
+    return list(
+        Operation.objects.select_for_update(of=("self",))
+        .select_related("work_center", "machine")
+        .filter(work_order=work_order)
+        .order_by("sequence")
+    )
+
+
+def _lock_operation(operation: Operation) -> tuple[WorkOrder, list[Operation], Operation]:
+    wo = _lock_work_order(operation.work_order_id)
+    ops = _lock_operations(wo)
+    for op in ops:
+        if op.pk == operation.pk:
+            op.work_order = wo
+            return wo, ops, op
+    raise Operation.DoesNotExist(f"Operation {operation.pk} no longer exists.")
+
+
+def _last_change(entity_type: str, entity_id: int) -> AuditRecord | None:
+    return (
+        AuditRecord.objects.filter(entity_type=entity_type, entity_id=entity_id)
+        .order_by("-occurred_at", "-id")
+        .first()
+    )
+
+
+def describe_last_change(entity_type: str, entity_id: int, label: str) -> str:
+    """E.g. "WO-1001 op 20 was completed by Ana Lopez at 10:42"."""
+    record = _last_change(entity_type, entity_id)
+    if record is None:
+        return f"{label} was changed meanwhile"
+    verb = PAST_TENSE.get(record.action, record.action)
+    when = date_format(timezone.localtime(record.occurred_at), "H:i")
+    return f"{label} was {verb} by {record.actor_name} at {when}"
+
+
+def _check_version(entity_type: str, obj: WorkOrder | Operation, expected: int | None, label: str):
+    if expected is not None and obj.version != expected:
+        raise StaleObject(
+            describe_last_change(entity_type, obj.pk, label) + ". Nothing was changed; look again.",
+        )
+
+
+def _audit(
+    actor: Actor,
+    *,
+    entity_type: str,
+    entity_id: int,
+    entity_label: str,
+    work_order: WorkOrder | None,
+    action: str,
+    at: datetime,
+    from_state: str = "",
+    to_state: str = "",
+    changes: dict[str, Any] | None = None,
+    reason: str = "",
+) -> AuditRecord:
+    return AuditRecord.objects.create(
+        occurred_at=at,
+        actor=actor.user,
+        actor_name=actor.name[:150],
+        entity_type=entity_type,
+        entity_id=entity_id,
+        entity_label=entity_label,
+        work_order=work_order,
+        action=action,
+        from_state=from_state,
+        to_state=to_state,
+        changes=changes or {},
+        reason=reason,
+    )
+
+
+def _move_work_order(
+    wo: WorkOrder, to: str, *, action: str, actor: Actor, at: datetime, reason: str = "",
+    changes: dict[str, Any] | None = None,
+) -> None:
+    if not work_order_may(wo.status, to):
+        raise InvalidTransition(
+            f"{wo.number} is {wo.get_status_display().lower()}; it cannot be "
+            f"{PAST_TENSE.get(action, action)}.",
+            errors={"status": [f"{wo.status} -> {to} is not allowed."]},
+        )
+    from_state, wo.status = wo.status, to
+    _audit(
+        actor, entity_type=EntityType.WORK_ORDER, entity_id=wo.pk, entity_label=wo.number,
+        work_order=wo, action=action, at=at, from_state=from_state, to_state=to, reason=reason,
+        changes=changes,
+    )
+
+
+def _move_operation(
+    op: Operation, to: str, *, action: str, actor: Actor, at: datetime, reason: str = "",
+    changes: dict[str, Any] | None = None,
+) -> None:
+    if not operation_may(op.status, to):
+        raise InvalidTransition(
+            f"{op.label} is {op.get_status_display().lower()}; it cannot be "
+            f"{PAST_TENSE.get(action, action)}.",
+            errors={"status": [f"{op.status} -> {to} is not allowed."]},
+        )
+    from_state, op.status = op.status, to
+    _audit(
+        actor, entity_type=EntityType.OPERATION, entity_id=op.pk, entity_label=op.label,
+        work_order=op.work_order, action=action, at=at, from_state=from_state, to_state=to,
+        reason=reason, changes=changes,
+    )
+
+
+def _save_operation(op: Operation, *fields: str) -> None:
+    op.version += 1
+    op.updated_at = timezone.now()
+    op.save(update_fields=[*fields, "version", "updated_at"])
+
+
+def _save_work_order(wo: WorkOrder, ops: list[Operation] | None, *fields: str) -> None:
+    """Save the order (bumping version and updated_at even when only an operation changed,
+    since the representation includes operations) and emit ``work_order.updated``."""
+    wo.version += 1
+    wo.updated_at = timezone.now()
+    wo.save(update_fields=[*fields, "version", "updated_at"])
+    if ops is None:
+        ops = list(wo.operations.select_related("work_center", "machine").order_by("sequence"))
+    record_event(
+        event_type=EventType.WORK_ORDER_UPDATED,
+        aggregate_key=wo.number,
+        data=work_order_representation(wo, ops),
+        occurred_at=wo.updated_at,
+    )
+
+
+def _require_active_work_order(wo: WorkOrder, op: Operation, verb: str) -> None:
+    if wo.status not in WORK_ORDER_ACTIVE:
+        raise InvalidTransition(
+            f"{op.label} cannot be {verb}: {wo.number} is {wo.get_status_display().lower()}.",
+            errors={"work_order": [f"Work order status is {wo.status}."]},
+        )
+
+
+def _lock_free_machine(machine: Machine, op: Operation) -> Machine:
+    machine = Machine.objects.select_for_update().get(pk=machine.pk)
+    busy = (
+        Operation.objects.filter(machine=machine, status=Op.RUNNING)
+        .exclude(pk=op.pk)
+        .select_related("work_order")
+        .first()
+    )
+    if busy is not None:
+        raise Conflict(
+            f"Machine {machine.code} is busy with {busy.label}. Pause or complete that first.",
+            errors={"machine": [f"Busy with {busy.label}."]},
+        )
+    return machine
+
+
+def _choose_machine(op: Operation, machine: Machine | None) -> Machine | None:
+    candidates = list(Machine.objects.filter(work_center_id=op.work_center_id, is_active=True))
+    if machine is not None:
+        if machine.pk not in {m.pk for m in candidates}:
+            raise ValidationFailed.field(
+                "machine", f"Machine {machine.code} is not in work center {op.work_center.code}."
+            )
+        return machine
+    if len(candidates) > 1:
+        codes = ", ".join(sorted(m.code for m in candidates))
+        raise ValidationFailed.field("machine", f"Choose a machine for {op.label}: {codes}.")
+    return candidates[0] if candidates else None
+
+
+def _recompute_work_order_quantities(wo: WorkOrder, ops: list[Operation]) -> None:
+    """The order's good quantity is its last (not cancelled) operation's; scrap is the sum."""
+    live = [op for op in ops if op.status != Op.CANCELLED] or ops
+    wo.quantity_good = live[-1].quantity_good if live else Decimal(0)
+    wo.quantity_scrap = sum((op.quantity_scrap for op in ops), Decimal(0))
+
+
+def _to_quantity(value: Any, field: str) -> Decimal:
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError, TypeError):
+        raise ValidationFailed.field(field, f"{value!r} is not a number.") from None
+    if not number.is_finite():
+        raise ValidationFailed.field(field, "Enter a finite number.")
+    if number != number.quantize(Decimal("0.001")):
+        raise ValidationFailed.field(field, "At most three decimal places.")
+    return number
+
+
+# --- Work orders ------------------------------------------------------------------------------
+
+
+def _resolve_routing(product: Product, routing: Routing | None) -> Routing:
+    if routing is None:
+        routing = Routing.objects.filter(product=product, active=True).first()
+        if routing is None:
+            raise ValidationFailed.field(
+                "routing", f"Product {product.code} has no active routing; name one."
+            )
+    elif routing.product_id != product.pk:
+        raise ValidationFailed.field(
+            "routing", f"Routing {routing.code} does not make product {product.code}."
+        )
+    return routing
+
+
+def _validate_work_order_fields(quantity: Decimal, due_date: datetime, priority: str) -> None:
+    errors: dict[str, list[str]] = {}
+    if quantity <= 0:
+        errors["quantity"] = ["Quantity must be greater than zero."]
+    if timezone.is_naive(due_date):
+        errors["due_date"] = ["The due date must carry a time zone."]
+    if priority not in Priority.values:
+        errors["priority"] = [f"Priority must be one of {', '.join(Priority.values)}."]
+    if errors:
+        raise ValidationFailed("The work order is not valid.", errors=errors)
+
+
+def create_work_order(
+    *,
+    number: str,
+    product: Product,
+    quantity: Decimal | int | str,
+    due_date: datetime,
+    actor: ActorLike,
+    priority: str = Priority.NORMAL,
+    routing: Routing | None = None,
+    notes: str = "",
+    release: bool = False,
+    at: datetime | None = None,
+) -> WorkOrder:
+    """Create a planned work order (and release it when ``release``)."""
+    actor, at = Actor.of(actor), _when(at)
+    try:
+        CODE_VALIDATOR(number)
+    except Exception:
+        raise ValidationFailed.field(
+            "number", "Use 1-64 letters, digits, dots, underscores or hyphens."
+        ) from None
+    qty = _to_quantity(quantity, "quantity")
+    _validate_work_order_fields(qty, due_date, priority)
+    routing = _resolve_routing(product, routing)
+    with transaction.atomic():
+        if WorkOrder.objects.filter(number=number).exists():
+            raise Conflict(f"Work order {number} already exists.", errors={"number": ["Taken."]})
+        wo = WorkOrder.objects.create(
+            number=number, product=product, routing=routing, quantity=qty, due_date=due_date,
+            priority=priority, notes=notes, status=WO.PLANNED, created_at=at,
+            updated_at=timezone.now(),
+        )
+        _audit(
+            actor, entity_type=EntityType.WORK_ORDER, entity_id=wo.pk, entity_label=wo.number,
+            work_order=wo, action="create", at=at, to_state=WO.PLANNED,
+            changes={"quantity": display_quantity(qty), "product": product.code,
+                     "routing": routing.code, "priority": priority},
+        )
+        if release:
+            return release_work_order(wo, actor=actor, at=at)
+        record_event(
+            event_type=EventType.WORK_ORDER_UPDATED, aggregate_key=wo.number,
+            data=work_order_representation(wo, []), occurred_at=wo.updated_at,
+        )
+        return wo
+
+
+def update_work_order(
+    work_order: WorkOrder,
+    *,
+    actor: ActorLike,
+    quantity: Decimal | int | str | None = None,
+    due_date: datetime | None = None,
+    priority: str | None = None,
+    notes: str | None = None,
+    product: Product | None = None,
+    routing: Routing | None = None,
+    expected_version: int | None = None,
+    at: datetime | None = None,
+) -> tuple[WorkOrder, bool]:
+    """Change the ERP-owned fields of a work order. Returns ``(work_order, changed)``;
+    sending the same values again changes nothing and emits no event."""
+    actor, at = Actor.of(actor), _when(at)
+    with transaction.atomic():
+        wo = _lock_work_order(work_order.pk)
+        _check_version(EntityType.WORK_ORDER, wo, expected_version, wo.number)
+        new_qty = wo.quantity if quantity is None else _to_quantity(quantity, "quantity")
+        new_due = wo.due_date if due_date is None else due_date
+        new_priority = wo.priority if priority is None else priority
+        _validate_work_order_fields(new_qty, new_due, new_priority)
+        new_product = wo.product if product is None else product
+        if routing is not None:
+            new_routing = _resolve_routing(new_product, routing)
+        elif new_product.pk != wo.product_id:
+            new_routing = _resolve_routing(new_product, None)
+        else:
+            new_routing = wo.routing
+
+        changes: dict[str, list[Any]] = {}
+        if new_qty != wo.quantity:
+            changes["quantity"] = [display_quantity(wo.quantity), display_quantity(new_qty)]
+        if new_due != wo.due_date:
+            changes["due_date"] = [wo.due_date.isoformat(), new_due.isoformat()]
+        if new_priority != wo.priority:
+            changes["priority"] = [wo.priority, new_priority]
+        if notes is not None and notes != wo.notes:
+            changes["notes"] = [wo.notes, notes]
+        if new_product.pk != wo.product_id:
+            changes["product"] = [wo.product.code, new_product.code]
+        if new_routing.pk != wo.routing_id:
+            changes["routing"] = [wo.routing.code, new_routing.code]
+        if not changes:
+            return wo, False
+
+        if wo.status in WORK_ORDER_TERMINAL:
+            raise Conflict(
+                f"{wo.number} is {wo.get_status_display().lower()}; it can no longer be changed."
+            )
+        if "quantity" in changes and new_qty < wo.quantity_good:
+            raise Conflict(
+                f"{wo.number} has already produced {display_quantity(wo.quantity_good)}; "
+                f"the quantity cannot go below that.",
+                errors={"quantity": [f"At least {display_quantity(wo.quantity_good)}."]},
+            )
+        ops = _lock_operations(wo)
+        started = wo.actual_start is not None or any(op.actual_start for op in ops)
+        if ("product" in changes or "routing" in changes) and started:
+            field = "product" if "product" in changes else "routing"
+            raise Conflict(
+                f"Production of {wo.number} has started; its {field} can no longer change.",
+                errors={field: ["Production has started."]},
+            )
+
+        wo.quantity, wo.due_date, wo.priority = new_qty, new_due, new_priority
+        wo.product, wo.routing = new_product, new_routing
+        if notes is not None:
+            wo.notes = notes
+        _audit(
+            actor, entity_type=EntityType.WORK_ORDER, entity_id=wo.pk, entity_label=wo.number,
+            work_order=wo, action="update", at=at, changes=changes,
+        )
+        if "routing" in changes and ops:
+            # Released but nothing started: the copied steps follow the new routing. The old
+            # operations never ran, so they are replaced; the audit record names the change.
+            Operation.objects.filter(pk__in=[op.pk for op in ops]).delete()
+            ops = _copy_routing(wo, actor=actor, at=at)
+        _save_work_order(
+            wo, ops, "quantity", "due_date", "priority", "notes", "product", "routing"
+        )
+        return wo, True
+
+
+def _copy_routing(wo: WorkOrder, *, actor: Actor, at: datetime) -> list[Operation]:
+    steps = list(wo.routing.steps.select_related("work_center").order_by("sequence"))
+    if not steps:
+        raise ValidationFailed.field(
+            "routing", f"Routing {wo.routing.code} has no steps; there is nothing to release."
+        )
+    ops = Operation.objects.bulk_create(
+        [
+            Operation(
+                work_order=wo, sequence=step.sequence, name=step.name,
+                work_center=step.work_center, setup_seconds=step.setup_seconds,
+                cycle_seconds=step.cycle_seconds, instructions=step.instructions,
+                status=Op.PENDING,
+            )
+            for step in steps
+        ]
+    )
+    # bulk_create sets pks on PostgreSQL and SQLite >= 3.35; reload to be certain and locked.
+    ops = _lock_operations(wo)
+    first = ops[0]
+    first.work_order = wo
+    _move_operation(first, Op.READY, action="ready", actor=actor, at=at)
+    _save_operation(first, "status")
+    return ops
+
+
+def release_work_order(
+    work_order: WorkOrder,
+    *,
+    actor: ActorLike,
+    reason: str = "",
+    at: datetime | None = None,
+    expected_version: int | None = None,
+) -> WorkOrder:
+    """planned -> released (copies the routing into operations, the first one ready), or
+    on_hold -> the status the hold interrupted."""
+    actor, at = Actor.of(actor), _when(at)
+    with transaction.atomic():
+        wo = _lock_work_order(work_order.pk)
+        _check_version(EntityType.WORK_ORDER, wo, expected_version, wo.number)
+        if wo.status == WO.PLANNED:
+            _move_work_order(wo, WO.RELEASED, action="release", actor=actor, at=at, reason=reason)
+            ops = _copy_routing(wo, actor=actor, at=at)
+            _save_work_order(wo, ops, "status")
+        elif wo.status == WO.ON_HOLD:
+            back_to = wo.held_from_status or WO.RELEASED
+            _move_work_order(wo, back_to, action="release", actor=actor, at=at, reason=reason)
+            wo.held_from_status = ""
+            _save_work_order(wo, None, "status", "held_from_status")
+        else:
+            _move_work_order(wo, WO.RELEASED, action="release", actor=actor, at=at)  # raises
+        return wo
+
+
+def hold_work_order(
+    work_order: WorkOrder,
+    *,
+    actor: ActorLike,
+    reason: str,
+    at: datetime | None = None,
+    expected_version: int | None = None,
+) -> WorkOrder:
+    """released|in_progress -> on_hold. Running operations are paused."""
+    actor, at = Actor.of(actor), _when(at)
+    reason = _require_reason(reason, "put a work order on hold")
+    with transaction.atomic():
+        wo = _lock_work_order(work_order.pk)
+        _check_version(EntityType.WORK_ORDER, wo, expected_version, wo.number)
+        from_status = wo.status
+        _move_work_order(wo, WO.ON_HOLD, action="hold", actor=actor, at=at, reason=reason)
+        wo.held_from_status = from_status
+        ops = _lock_operations(wo)
+        for op in ops:
+            if op.status == Op.RUNNING:
+                op.work_order = wo
+                _move_operation(op, Op.PAUSED, action="pause", actor=actor, at=at,
+                                reason=f"Work order on hold: {reason}")
+                _save_operation(op, "status")
+        _save_work_order(wo, ops, "status", "held_from_status")
+        return wo
+
+
+def cancel_work_order(
+    work_order: WorkOrder,
+    *,
+    actor: ActorLike,
+    reason: str,
+    at: datetime | None = None,
+    expected_version: int | None = None,
+) -> WorkOrder:
+    """planned|released|on_hold -> cancelled; open operations are cancelled with it."""
+    actor, at = Actor.of(actor), _when(at)
+    reason = _require_reason(reason, "cancel a work order")
+    with transaction.atomic():
+        wo = _lock_work_order(work_order.pk)
+        _check_version(EntityType.WORK_ORDER, wo, expected_version, wo.number)
+        _move_work_order(wo, WO.CANCELLED, action="cancel", actor=actor, at=at, reason=reason)
+        ops = _lock_operations(wo)
+        for op in ops:
+            if op.status in (Op.PENDING, Op.READY, Op.PAUSED):
+                op.work_order = wo
+                _move_operation(op, Op.CANCELLED, action="cancel", actor=actor, at=at,
+                                reason=reason)
+                _save_operation(op, "status")
+        _save_work_order(wo, ops, "status")
+        return wo
+
+
+# --- Operations -------------------------------------------------------------------------------
+
+
+def start_operation(
+    operation: Operation,
+    *,
+    operator: ActorLike,
+    machine: Machine | None = None,
+    at: datetime | None = None,
+    expected_version: int | None = None,
+) -> Operation:
+    """ready -> running on a machine of the operation's work center. Starting the first
+    operation puts the work order in progress."""
+    actor, at = Actor.of(operator), _when(at)
+    with transaction.atomic():
+        wo, ops, op = _lock_operation(operation)
+        _check_version(EntityType.OPERATION, op, expected_version, op.label)
+        _require_active_work_order(wo, op, "started")
+        if op.status == Op.PENDING:
+            previous = [o for o in ops if o.sequence < op.sequence and o.status != Op.DONE]
+            waiting = f"op {previous[-1].sequence} is not done yet" if previous else "not ready"
+            raise InvalidTransition(
+                f"{op.label} cannot be started: {waiting}.",
+                errors={"status": [f"{op.status} -> running is not allowed."]},
+            )
+        if op.status != Op.READY:
+            hint = "resume it instead" if op.status == Op.PAUSED else "it cannot be started"
+            raise InvalidTransition(
+                f"{op.label} is {op.get_status_display().lower()}; {hint}.",
+                errors={"status": [f"{op.status} -> running by start is not allowed."]},
+            )
+        chosen = _choose_machine(op, machine)
+        if chosen is not None:
+            chosen = _lock_free_machine(chosen, op)
+        _move_operation(op, Op.RUNNING, action="start", actor=actor, at=at,
+                        changes={"machine": chosen.code if chosen else None})
+        op.machine = chosen
+        op.actual_start = op.actual_start or at
+        op.last_operator = actor.user
+        _save_operation(op, "status", "machine", "actual_start", "last_operator")
+        fields = []
+        if wo.status == WO.RELEASED:
+            _move_work_order(wo, WO.IN_PROGRESS, action="start", actor=actor, at=at)
+            wo.actual_start = at
+            fields = ["status", "actual_start"]
+        _save_work_order(wo, ops, *fields)
+        return op
+
+
+def pause_operation(
+    operation: Operation,
+    *,
+    actor: ActorLike,
+    reason: str,
+    at: datetime | None = None,
+    expected_version: int | None = None,
+) -> Operation:
+    """running -> paused, with a reason."""
+    actor, at = Actor.of(actor), _when(at)
+    reason = _require_reason(reason, "pause an operation")
+    with transaction.atomic():
+        wo, ops, op = _lock_operation(operation)
+        _check_version(EntityType.OPERATION, op, expected_version, op.label)
+        _move_operation(op, Op.PAUSED, action="pause", actor=actor, at=at, reason=reason)
+        _save_operation(op, "status")
+        _save_work_order(wo, ops)
+        return op
+
+
+def resume_operation(
+    operation: Operation,
+    *,
+    actor: ActorLike,
+    at: datetime | None = None,
+    expected_version: int | None = None,
+) -> Operation:
+    """paused -> running, on the same machine, which must be free."""
+    actor, at = Actor.of(actor), _when(at)
+    with transaction.atomic():
+        wo, ops, op = _lock_operation(operation)
+        _check_version(EntityType.OPERATION, op, expected_version, op.label)
+        _require_active_work_order(wo, op, "resumed")
+        if op.status == Op.PAUSED and op.machine_id is not None:
+            _lock_free_machine(op.machine, op)
+        _move_operation(op, Op.RUNNING, action="resume", actor=actor, at=at)
+        op.last_operator = actor.user
+        _save_operation(op, "status", "last_operator")
+        _save_work_order(wo, ops)
+        return op
+
+
+def report_quantity(
+    operation: Operation,
+    *,
+    actor: ActorLike,
+    good: Decimal | int | str = 0,
+    scrap: Decimal | int | str = 0,
+    reason: str = "",
+    at: datetime | None = None,
+    expected_version: int | None = None,
+) -> Operation:
+    """Add good and scrap quantities (deltas) to a running or paused operation. Negative
+    deltas correct an earlier report and need a reason; totals never go below zero."""
+    actor, at = Actor.of(actor), _when(at)
+    good_delta, scrap_delta = _to_quantity(good, "good"), _to_quantity(scrap, "scrap")
+    if good_delta == 0 and scrap_delta == 0:
+        raise ValidationFailed("Enter a good or scrap quantity.",
+                               errors={"good": ["Enter a quantity."], "scrap": ["Enter a quantity."]})
+    if (good_delta < 0 or scrap_delta < 0) and not reason.strip():
+        raise ValidationFailed.field("reason", "A correction (negative quantity) needs a reason.")
+    with transaction.atomic():
+        wo, ops, op = _lock_operation(operation)
+        _check_version(EntityType.OPERATION, op, expected_version, op.label)
+        if op.status not in OPERATION_COUNTING:
+            raise InvalidTransition(
+                f"{op.label} is {op.get_status_display().lower()}; quantities can be reported "
+                "only while it is running or paused.",
+                errors={"status": [f"Operation status is {op.status}."]},
+            )
+        new_good, new_scrap = op.quantity_good + good_delta, op.quantity_scrap + scrap_delta
+        errors = {}
+        if new_good < 0:
+            errors["good"] = [f"Only {display_quantity(op.quantity_good)} good reported so far."]
+        if new_scrap < 0:
+            errors["scrap"] = [f"Only {display_quantity(op.quantity_scrap)} scrap reported so far."]
+        if errors:
+            raise ValidationFailed("A total cannot go below zero.", errors=errors)
+        changes = {}
+        if good_delta:
+            changes["quantity_good"] = [display_quantity(op.quantity_good), display_quantity(new_good)]
+        if scrap_delta:
+            changes["quantity_scrap"] = [
+                display_quantity(op.quantity_scrap), display_quantity(new_scrap)
+            ]
+        op.quantity_good, op.quantity_scrap = new_good, new_scrap
+        _audit(
+            actor, entity_type=EntityType.OPERATION, entity_id=op.pk, entity_label=op.label,
+            work_order=wo, action="report_quantity", at=at, changes=changes, reason=reason.strip(),
+        )
+        _save_operation(op, "quantity_good", "quantity_scrap")
+        _recompute_work_order_quantities(wo, ops)
+        _save_work_order(wo, ops, "quantity_good", "quantity_scrap")
+        return op
+
+
+def complete_operation(
+    operation: Operation,
+    *,
+    actor: ActorLike,
+    at: datetime | None = None,
+    expected_version: int | None = None,
+) -> Operation:
+    """running|paused -> done. The next operation becomes ready; completing the last one
+    completes the work order."""
+    actor, at = Actor.of(actor), _when(at)
+    with transaction.atomic():
+        wo, ops, op = _lock_operation(operation)
+        _check_version(EntityType.OPERATION, op, expected_version, op.label)
+        if op.status in OPERATION_COUNTING:
+            _require_active_work_order(wo, op, "completed")
+        _move_operation(op, Op.DONE, action="complete", actor=actor, at=at,
+                        changes={"quantity_good": display_quantity(op.quantity_good),
+                                 "quantity_scrap": display_quantity(op.quantity_scrap)})
+        op.actual_end = at
+        _save_operation(op, "status", "actual_end")
+        following = [o for o in ops if o.sequence > op.sequence and o.status == Op.PENDING]
+        fields: list[str] = []
+        if following:
+            nxt = following[0]
+            nxt.work_order = wo
+            _move_operation(nxt, Op.READY, action="ready", actor=actor, at=at)
+            _save_operation(nxt, "status")
+        elif all(o.status in (Op.DONE, Op.CANCELLED) for o in ops):
+            _move_work_order(wo, WO.COMPLETED, action="complete", actor=actor, at=at)
+            wo.actual_end = at
+            fields = ["status", "actual_end"]
+        _recompute_work_order_quantities(wo, ops)
+        _save_work_order(wo, ops, "quantity_good", "quantity_scrap", *fields)
+        return op
+
+
+# --- Machines ---------------------------------------------------------------------------------
+
+
+def set_machine_state(
+    machine: Machine,
+    *,
+    state: str,
+    actor: ActorLike,
+    at: datetime | None = None,
+    reason: str = "",
+) -> bool:
+    """Record a machine state change. Returns False, writing nothing, when the machine is
+    already in that state (pollers report the same state over and over)."""
+    actor, at = Actor.of(actor), _when(at)
+    if state not in MachineState.values:
+        raise ValidationFailed.field("state", f"Unknown machine state {state!r}.")
+    with transaction.atomic():
+        locked = Machine.objects.select_for_update().get(pk=machine.pk)
+        if locked.state == state:
+            return False
+        from_state = locked.state
+        locked.state, locked.state_since = state, at
+        locked.save(update_fields=["state", "state_since"])
+        _audit(
+            actor, entity_type=EntityType.MACHINE, entity_id=locked.pk, entity_label=locked.code,
+            work_order=None, action="set_state", at=at, from_state=from_state, to_state=state,
+            reason=reason,
+        )
+        machine.state, machine.state_since = state, at
+        return True
+
+
+# --- Master data with rules -------------------------------------------------------------------
+
+
+def activate_routing(routing: Routing) -> Routing:
+    """Make ``routing`` the product's active routing; its other routings become inactive."""
+    with transaction.atomic():
+        siblings: Iterable[Routing] = Routing.objects.select_for_update().filter(
+            product_id=routing.product_id
+        )
+        for other in siblings:
+            if other.pk != routing.pk and other.active:
+                other.active = False
+                other.save(update_fields=["active"])
+        routing.active = True
+        routing.save()
+        return routing

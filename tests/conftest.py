@@ -1,0 +1,46 @@
+"""Personas and shared fixtures."""
+
+from __future__ import annotations
+
+import pytest
+
+from mes.accounts import create_operator
+from mes.choices import Role
+
+from .factories import UserFactory, make_work_order
+
+
+@pytest.fixture
+def operator(db):
+    """Ana, an operator with badge 1001 and PIN 1234."""
+    return create_operator(
+        username="ana", first_name="Ana", last_name="Lopez", badge="1001", pin="1234"
+    ).user
+
+
+@pytest.fixture
+def other_operator(db):
+    """Ben, an operator of another work center, badge 1002 without a PIN."""
+    return create_operator(username="ben", first_name="Ben", last_name="Okafor", badge="1002").user
+
+
+@pytest.fixture
+def supervisor(db):
+    return UserFactory(username="sam", first_name="Sam", last_name="Weber",
+                       roles=[Role.SUPERVISOR], is_staff=True)
+
+
+@pytest.fixture
+def planner(db):
+    return UserFactory(username="pia", first_name="Pia", last_name="Novak", roles=[Role.PLANNER])
+
+
+@pytest.fixture
+def admin_user(db):
+    return UserFactory(username="root", roles=[Role.ADMIN], is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def work_order(supervisor):
+    """A released three-step work order of 100 pieces, first operation ready."""
+    return make_work_order(actor=supervisor)
