@@ -43,8 +43,9 @@ def create_operator(
     with transaction.atomic():
         if OperatorProfile.objects.filter(badge=badge).exists():
             raise Conflict(f"Badge {badge} is already in use.", errors={"badge": ["Taken."]})
-        user = User.objects.create_user(username=username, first_name=first_name,
-                                        last_name=last_name)
+        user = User.objects.create_user(
+            username=username, first_name=first_name, last_name=last_name
+        )
         user.set_unusable_password()
         user.save(update_fields=["password"])
         user.groups.add(*Group.objects.filter(name__in=roles))

@@ -28,8 +28,9 @@ class WorkOrderFilter(django_filters.FilterSet):
     product = django_filters.ModelChoiceFilter(
         queryset=Product.objects.all(), to_field_name="code", empty_label=_("Any product")
     )
-    due = django_filters.ChoiceFilter(choices=DUE_CHOICES, method="filter_due",
-                                      empty_label=_("Any due date"))
+    due = django_filters.ChoiceFilter(
+        choices=DUE_CHOICES, method="filter_due", empty_label=_("Any due date")
+    )
 
     class Meta:
         model = WorkOrder
@@ -45,8 +46,9 @@ class WorkOrderFilter(django_filters.FilterSet):
         if value == "late":
             return queryset.filter(open_orders, due_date__lt=now)
         if value == "today":
-            return queryset.filter(due_date__gte=start_of_day,
-                                   due_date__lt=start_of_day + timedelta(days=1))
+            return queryset.filter(
+                due_date__gte=start_of_day, due_date__lt=start_of_day + timedelta(days=1)
+            )
         if value == "week":
             return queryset.filter(due_date__gte=now, due_date__lt=now + timedelta(days=7))
         if value == "later":

@@ -25,7 +25,9 @@ QUANTITY = {"max_digits": 14, "decimal_places": 3}
 
 
 def code_field(**kwargs) -> models.CharField:
-    return models.CharField(_("code"), max_length=64, unique=True, validators=[CODE_VALIDATOR], **kwargs)
+    return models.CharField(
+        _("code"), max_length=64, unique=True, validators=[CODE_VALIDATOR], **kwargs
+    )
 
 
 # --- Equipment hierarchy (ISA-95) ------------------------------------------------------------
@@ -129,7 +131,10 @@ class RoutingStep(models.Model):
     work_center = models.ForeignKey(WorkCenter, on_delete=models.PROTECT, related_name="+")
     setup_seconds = models.PositiveIntegerField(_("setup seconds"), default=0)
     cycle_seconds = models.DecimalField(
-        _("cycle seconds per unit"), max_digits=10, decimal_places=3, default=Decimal(0),
+        _("cycle seconds per unit"),
+        max_digits=10,
+        decimal_places=3,
+        default=Decimal(0),
         validators=[MinValueValidator(Decimal(0))],
     )
     instructions = models.TextField(_("work instructions"), blank=True)
@@ -253,7 +258,9 @@ class OperatorProfile(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="operator_profile"
     )
     badge = models.CharField(
-        _("badge"), max_length=32, unique=True,
+        _("badge"),
+        max_length=32,
+        unique=True,
         validators=[RegexValidator(r"^[A-Za-z0-9-]{1,32}$", _("Letters, digits and hyphens."))],
     )
     pin_hash = models.CharField(max_length=128, blank=True, editable=False)
@@ -318,3 +325,13 @@ class AuditRecord(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("Audit records are append-only.")
+
+    def change_summary(self) -> str:
+        """E.g. "quantity_good: 0 → 8; machine: M-01" for screens."""
+        parts = []
+        for key, value in self.changes.items():
+            if isinstance(value, list) and len(value) == 2:
+                parts.append(f"{key}: {value[0]} → {value[1]}")
+            elif value is not None:
+                parts.append(f"{key}: {value}")
+        return "; ".join(parts)

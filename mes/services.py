@@ -105,8 +105,10 @@ def _require_reason(reason: str, what: str) -> str:
 
 
 def _lock_work_order(pk: int) -> WorkOrder:
-    return WorkOrder.objects.select_for_update(of=("self",)).select_related("product", "routing").get(
-        pk=pk
+    return (
+        WorkOrder.objects.select_for_update(of=("self",))
+        .select_related("product", "routing")
+        .get(pk=pk)
     )
 
 
@@ -185,7 +187,13 @@ def _audit(
 
 
 def _move_work_order(
-    wo: WorkOrder, to: str, *, action: str, actor: Actor, at: datetime, reason: str = "",
+    wo: WorkOrder,
+    to: str,
+    *,
+    action: str,
+    actor: Actor,
+    at: datetime,
+    reason: str = "",
     changes: dict[str, Any] | None = None,
 ) -> None:
     if not work_order_may(wo.status, to):
@@ -196,14 +204,28 @@ def _move_work_order(
         )
     from_state, wo.status = wo.status, to
     _audit(
-        actor, entity_type=EntityType.WORK_ORDER, entity_id=wo.pk, entity_label=wo.number,
-        work_order=wo, action=action, at=at, from_state=from_state, to_state=to, reason=reason,
+        actor,
+        entity_type=EntityType.WORK_ORDER,
+        entity_id=wo.pk,
+        entity_label=wo.number,
+        work_order=wo,
+        action=action,
+        at=at,
+        from_state=from_state,
+        to_state=to,
+        reason=reason,
         changes=changes,
     )
 
 
 def _move_operation(
-    op: Operation, to: str, *, action: str, actor: Actor, at: datetime, reason: str = "",
+    op: Operation,
+    to: str,
+    *,
+    action: str,
+    actor: Actor,
+    at: datetime,
+    reason: str = "",
     changes: dict[str, Any] | None = None,
 ) -> None:
     if not operation_may(op.status, to):
@@ -214,9 +236,17 @@ def _move_operation(
         )
     from_state, op.status = op.status, to
     _audit(
-        actor, entity_type=EntityType.OPERATION, entity_id=op.pk, entity_label=op.label,
-        work_order=op.work_order, action=action, at=at, from_state=from_state, to_state=to,
-        reason=reason, changes=changes,
+        actor,
+        entity_type=EntityType.OPERATION,
+        entity_id=op.pk,
+        entity_label=op.label,
+        work_order=op.work_order,
+        action=action,
+        at=at,
+        from_state=from_state,
+        to_state=to,
+        reason=reason,
+        changes=changes,
     )
 
 
@@ -356,21 +386,40 @@ def create_work_order(
         if WorkOrder.objects.filter(number=number).exists():
             raise Conflict(f"Work order {number} already exists.", errors={"number": ["Taken."]})
         wo = WorkOrder.objects.create(
-            number=number, product=product, routing=routing, quantity=qty, due_date=due_date,
-            priority=priority, notes=notes, status=WO.PLANNED, created_at=at,
+            number=number,
+            product=product,
+            routing=routing,
+            quantity=qty,
+            due_date=due_date,
+            priority=priority,
+            notes=notes,
+            status=WO.PLANNED,
+            created_at=at,
             updated_at=timezone.now(),
         )
         _audit(
-            actor, entity_type=EntityType.WORK_ORDER, entity_id=wo.pk, entity_label=wo.number,
-            work_order=wo, action="create", at=at, to_state=WO.PLANNED,
-            changes={"quantity": display_quantity(qty), "product": product.code,
-                     "routing": routing.code, "priority": priority},
+            actor,
+            entity_type=EntityType.WORK_ORDER,
+            entity_id=wo.pk,
+            entity_label=wo.number,
+            work_order=wo,
+            action="create",
+            at=at,
+            to_state=WO.PLANNED,
+            changes={
+                "quantity": display_quantity(qty),
+                "product": product.code,
+                "routing": routing.code,
+                "priority": priority,
+            },
         )
         if release:
             return release_work_order(wo, actor=actor, at=at)
         record_event(
-            event_type=EventType.WORK_ORDER_UPDATED, aggregate_key=wo.number,
-            data=work_order_representation(wo, []), occurred_at=wo.updated_at,
+            event_type=EventType.WORK_ORDER_UPDATED,
+            aggregate_key=wo.number,
+            data=work_order_representation(wo, []),
+            occurred_at=wo.updated_at,
         )
         return wo
 
@@ -446,17 +495,21 @@ def update_work_order(
         if notes is not None:
             wo.notes = notes
         _audit(
-            actor, entity_type=EntityType.WORK_ORDER, entity_id=wo.pk, entity_label=wo.number,
-            work_order=wo, action="update", at=at, changes=changes,
+            actor,
+            entity_type=EntityType.WORK_ORDER,
+            entity_id=wo.pk,
+            entity_label=wo.number,
+            work_order=wo,
+            action="update",
+            at=at,
+            changes=changes,
         )
         if "routing" in changes and ops:
             # Released but nothing started: the copied steps follow the new routing. The old
             # operations never ran, so they are replaced; the audit record names the change.
             Operation.objects.filter(pk__in=[op.pk for op in ops]).delete()
             ops = _copy_routing(wo, actor=actor, at=at)
-        _save_work_order(
-            wo, ops, "quantity", "due_date", "priority", "notes", "product", "routing"
-        )
+        _save_work_order(wo, ops, "quantity", "due_date", "priority", "notes", "product", "routing")
         return wo, True
 
 
@@ -469,9 +522,13 @@ def _copy_routing(wo: WorkOrder, *, actor: Actor, at: datetime) -> list[Operatio
     ops = Operation.objects.bulk_create(
         [
             Operation(
-                work_order=wo, sequence=step.sequence, name=step.name,
-                work_center=step.work_center, setup_seconds=step.setup_seconds,
-                cycle_seconds=step.cycle_seconds, instructions=step.instructions,
+                work_order=wo,
+                sequence=step.sequence,
+                name=step.name,
+                work_center=step.work_center,
+                setup_seconds=step.setup_seconds,
+                cycle_seconds=step.cycle_seconds,
+                instructions=step.instructions,
                 status=Op.PENDING,
             )
             for step in steps
@@ -535,8 +592,14 @@ def hold_work_order(
         for op in ops:
             if op.status == Op.RUNNING:
                 op.work_order = wo
-                _move_operation(op, Op.PAUSED, action="pause", actor=actor, at=at,
-                                reason=f"Work order on hold: {reason}")
+                _move_operation(
+                    op,
+                    Op.PAUSED,
+                    action="pause",
+                    actor=actor,
+                    at=at,
+                    reason=f"Work order on hold: {reason}",
+                )
                 _save_operation(op, "status")
         _save_work_order(wo, ops, "status", "held_from_status")
         return wo
@@ -561,8 +624,9 @@ def cancel_work_order(
         for op in ops:
             if op.status in (Op.PENDING, Op.READY, Op.PAUSED):
                 op.work_order = wo
-                _move_operation(op, Op.CANCELLED, action="cancel", actor=actor, at=at,
-                                reason=reason)
+                _move_operation(
+                    op, Op.CANCELLED, action="cancel", actor=actor, at=at, reason=reason
+                )
                 _save_operation(op, "status")
         _save_work_order(wo, ops, "status")
         return wo
@@ -602,8 +666,14 @@ def start_operation(
         chosen = _choose_machine(op, machine)
         if chosen is not None:
             chosen = _lock_free_machine(chosen, op)
-        _move_operation(op, Op.RUNNING, action="start", actor=actor, at=at,
-                        changes={"machine": chosen.code if chosen else None})
+        _move_operation(
+            op,
+            Op.RUNNING,
+            action="start",
+            actor=actor,
+            at=at,
+            changes={"machine": chosen.code if chosen else None},
+        )
         op.machine = chosen
         op.actual_start = op.actual_start or at
         op.last_operator = actor.user
@@ -674,8 +744,10 @@ def report_quantity(
     actor, at = Actor.of(actor), _when(at)
     good_delta, scrap_delta = _to_quantity(good, "good"), _to_quantity(scrap, "scrap")
     if good_delta == 0 and scrap_delta == 0:
-        raise ValidationFailed("Enter a good or scrap quantity.",
-                               errors={"good": ["Enter a quantity."], "scrap": ["Enter a quantity."]})
+        raise ValidationFailed(
+            "Enter a good or scrap quantity.",
+            errors={"good": ["Enter a quantity."], "scrap": ["Enter a quantity."]},
+        )
     if (good_delta < 0 or scrap_delta < 0) and not reason.strip():
         raise ValidationFailed.field("reason", "A correction (negative quantity) needs a reason.")
     with transaction.atomic():
@@ -697,15 +769,26 @@ def report_quantity(
             raise ValidationFailed("A total cannot go below zero.", errors=errors)
         changes = {}
         if good_delta:
-            changes["quantity_good"] = [display_quantity(op.quantity_good), display_quantity(new_good)]
+            changes["quantity_good"] = [
+                display_quantity(op.quantity_good),
+                display_quantity(new_good),
+            ]
         if scrap_delta:
             changes["quantity_scrap"] = [
-                display_quantity(op.quantity_scrap), display_quantity(new_scrap)
+                display_quantity(op.quantity_scrap),
+                display_quantity(new_scrap),
             ]
         op.quantity_good, op.quantity_scrap = new_good, new_scrap
         _audit(
-            actor, entity_type=EntityType.OPERATION, entity_id=op.pk, entity_label=op.label,
-            work_order=wo, action="report_quantity", at=at, changes=changes, reason=reason.strip(),
+            actor,
+            entity_type=EntityType.OPERATION,
+            entity_id=op.pk,
+            entity_label=op.label,
+            work_order=wo,
+            action="report_quantity",
+            at=at,
+            changes=changes,
+            reason=reason.strip(),
         )
         _save_operation(op, "quantity_good", "quantity_scrap")
         _recompute_work_order_quantities(wo, ops)
@@ -728,9 +811,17 @@ def complete_operation(
         _check_version(EntityType.OPERATION, op, expected_version, op.label)
         if op.status in OPERATION_COUNTING:
             _require_active_work_order(wo, op, "completed")
-        _move_operation(op, Op.DONE, action="complete", actor=actor, at=at,
-                        changes={"quantity_good": display_quantity(op.quantity_good),
-                                 "quantity_scrap": display_quantity(op.quantity_scrap)})
+        _move_operation(
+            op,
+            Op.DONE,
+            action="complete",
+            actor=actor,
+            at=at,
+            changes={
+                "quantity_good": display_quantity(op.quantity_good),
+                "quantity_scrap": display_quantity(op.quantity_scrap),
+            },
+        )
         op.actual_end = at
         _save_operation(op, "status", "actual_end")
         following = [o for o in ops if o.sequence > op.sequence and o.status == Op.PENDING]
@@ -773,8 +864,15 @@ def set_machine_state(
         locked.state, locked.state_since = state, at
         locked.save(update_fields=["state", "state_since"])
         _audit(
-            actor, entity_type=EntityType.MACHINE, entity_id=locked.pk, entity_label=locked.code,
-            work_order=None, action="set_state", at=at, from_state=from_state, to_state=state,
+            actor,
+            entity_type=EntityType.MACHINE,
+            entity_id=locked.pk,
+            entity_label=locked.code,
+            work_order=None,
+            action="set_state",
+            at=at,
+            from_state=from_state,
+            to_state=state,
             reason=reason,
         )
         machine.state, machine.state_since = state, at

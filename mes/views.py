@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count
@@ -28,7 +29,10 @@ def home(request: HttpRequest) -> HttpResponse:
         .count()
     )
     machine_states = dict(
-        Machine.objects.filter(is_active=True).order_by().values_list("state").annotate(n=Count("id"))
+        Machine.objects.filter(is_active=True)
+        .order_by()
+        .values_list("state")
+        .annotate(n=Count("id"))
     )
     return render(
         request,
@@ -45,17 +49,17 @@ def home(request: HttpRequest) -> HttpResponse:
 def work_order_list(request: HttpRequest) -> HttpResponse:
     filterset = WorkOrderFilter(request.GET or None, queryset=selectors.work_order_list())
     queryset = filterset.qs if filterset.is_bound and filterset.is_valid() else filterset.queryset
-    from django.conf import settings
-
     page = Paginator(queryset, settings.MES_PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     template = (
-        "mes/partials/work_order_rows.html" if request.headers.get("HX-Request") else
-        "mes/work_order_list.html"
+        "mes/partials/work_order_rows.html"
+        if request.headers.get("HX-Request")
+        else "mes/work_order_list.html"
     )
     return render(
-        request, template,
+        request,
+        template,
         {"filter": filterset, "page": page, "query": query.urlencode(), "now": timezone.now()},
     )
 

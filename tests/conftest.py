@@ -26,8 +26,9 @@ def other_operator(db):
 
 @pytest.fixture
 def supervisor(db):
-    return UserFactory(username="sam", first_name="Sam", last_name="Weber",
-                       roles=[Role.SUPERVISOR], is_staff=True)
+    return UserFactory(
+        username="sam", first_name="Sam", last_name="Weber", roles=[Role.SUPERVISOR], is_staff=True
+    )
 
 
 @pytest.fixture

@@ -113,12 +113,23 @@ def make_routing(steps: int = 3, *, machines_per_center: int = 1, product=None) 
 
 
 def make_work_order(
-    *, actor, steps: int = 3, quantity: int = 100, release: bool = True, routing=None,
-    number: str | None = None, due_in_days: int = 3,
+    *,
+    actor,
+    steps: int = 3,
+    quantity: int = 100,
+    release: bool = True,
+    routing=None,
+    number: str | None = None,
+    due_in_days: int = 3,
 ) -> WorkOrder:
     routing = routing or make_routing(steps)
     number = number or f"WO-{WorkOrder.objects.count() + 1:05d}-{routing.pk}"
     return services.create_work_order(
-        number=number, product=routing.product, routing=routing, quantity=quantity,
-        due_date=timezone.now() + timedelta(days=due_in_days), actor=actor, release=release,
+        number=number,
+        product=routing.product,
+        routing=routing,
+        quantity=quantity,
+        due_date=timezone.now() + timedelta(days=due_in_days),
+        actor=actor,
+        release=release,
     )

@@ -1,0 +1,30 @@
+# Production image: gunicorn serving mes.wsgi, static files collected and served by
+# whitenoise, running as a non-root user. Configure with DATABASE_URL, CELERY_BROKER_URL,
+# SECRET_KEY, TIME_ZONE and ALLOWED_HOSTS. The same image runs the Celery worker:
+#   docker run ... mes celery -A mes worker --beat
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml ./
+COPY mes ./mes
+COPY erp_sync ./erp_sync
+COPY shopfloor ./shopfloor
+RUN python -m venv /venv && /venv/bin/pip install --upgrade pip && /venv/bin/pip install .
+
+FROM python:3.11-slim
+ENV PATH=/venv/bin:$PATH PYTHONUNBUFFERED=1 DJANGO_SETTINGS_MODULE=mes.settings \
+    MES_VAR_DIR=/app/var STATIC_ROOT=/app/staticfiles
+RUN useradd --create-home --uid 10001 mes
+COPY --from=build /venv /venv
+WORKDIR /app
+COPY --chown=mes:mes manage.py ./
+COPY --chown=mes:mes mes ./mes
+COPY --chown=mes:mes erp_sync ./erp_sync
+COPY --chown=mes:mes shopfloor ./shopfloor
+COPY --chown=mes:mes templates ./templates
+COPY --chown=mes:mes static ./static
+RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
+    && mkdir -p /app/var && chown -R mes:mes /app/var /app/staticfiles
+USER mes
+EXPOSE 8000
+CMD ["gunicorn", "mes.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]

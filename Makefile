@@ -1,0 +1,48 @@
+# Two commands for a newcomer: `make demo` and `make test`. Everything else is optional.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install demo test lint format bench check clean
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+# The demo plant: SQLite under var/, embedded Celery broker, seeded data, http://127.0.0.1:8000
+demo: export DEBUG ?= 1
+demo: export PATH := $(abspath $(BIN)):$(PATH)
+demo: $(INSTALLED)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	@echo
+	@echo "  Demo plant: http://127.0.0.1:8000/   (Ctrl-C stops everything)"
+	@echo
+	$(BIN)/honcho --procfile Procfile.demo start
+
+check: $(INSTALLED)
+	SECRET_KEY=check-only $(BIN)/python manage.py check --fail-level WARNING
+	SECRET_KEY=check-only $(BIN)/python manage.py makemigrations --check --dry-run
+
+# The whole suite. DATABASE_URL picks the database (SQLite by default, PostgreSQL in CI too).
+test: check
+	$(BIN)/python -m pytest
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(INSTALLED)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(INSTALLED)
+	@set -e; for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script; done
+
+clean:
+	rm -rf var/ staticfiles/ .pytest_cache/ .ruff_cache/

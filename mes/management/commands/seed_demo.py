@@ -1,0 +1,369 @@
+"""Build a believable demo plant. Idempotent: running it again changes nothing.
+
+Master data is created when missing; work orders are created and driven through the real
+services (release, start, report, pause, hold, complete, cancel) with back-dated times, so
+that their audit history and outbox events look like a real day on the floor.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from mes import services
+from mes.accounts import create_operator
+from mes.choices import MachineState, OperationStatus, Role, WorkOrderStatus
+from mes.models import (
+    Area,
+    Machine,
+    Operation,
+    OperatorProfile,
+    Product,
+    Routing,
+    RoutingStep,
+    Site,
+    WorkCenter,
+    WorkOrder,
+)
+
+SITE = ("PLANT-1", "Riverside Plant", "Europe/Berlin")
+AREAS = [("FAB", "Fabrication"), ("ASM", "Assembly and finishing")]
+WORK_CENTERS = [
+    (
+        "WC-CUT",
+        "Laser cutting",
+        "FAB",
+        [("LASER-01", "Fiber laser 1"), ("LASER-02", "Fiber laser 2")],
+    ),
+    (
+        "WC-BEND",
+        "Press brakes",
+        "FAB",
+        [("BRAKE-01", "Press brake 1"), ("BRAKE-02", "Press brake 2")],
+    ),
+    ("WC-WELD", "Welding", "ASM", [("WELD-01", "Welding robot 1"), ("WELD-02", "Welding cell 2")]),
+    (
+        "WC-FIN",
+        "Powder coating and packing",
+        "ASM",
+        [("PAINT-01", "Powder coating line"), ("PACK-01", "Packing station")],
+    ),
+]
+STEP_TEMPLATES = {
+    "WC-CUT": (
+        "Laser cut blanks",
+        600,
+        "12",
+        "Load sheet {material}. Program {program}. "
+        "Check the first part against the drawing before running the batch.",
+    ),
+    "WC-BEND": (
+        "Bend",
+        900,
+        "20",
+        "Tooling: punch 88°, die V16. Measure the first bend angle (±0.5°) and record it.",
+    ),
+    "WC-WELD": (
+        "Weld assembly",
+        1200,
+        "95",
+        "Use fixture {fixture}. Weld seams per drawing; visual check of every seam.",
+    ),
+    "WC-FIN": (
+        "Powder coat and pack",
+        1800,
+        "30",
+        "Degrease, coat RAL 7035, cure 20 min at 180 °C. Pack 10 per carton with label.",
+    ),
+}
+PRODUCTS = [
+    ("BRKT-01", "Mounting bracket", ["WC-CUT", "WC-BEND", "WC-FIN"]),
+    ("FRAME-02", "Welded machine frame", ["WC-CUT", "WC-BEND", "WC-WELD", "WC-FIN"]),
+    ("PANEL-03", "Cover panel", ["WC-CUT", "WC-BEND"]),
+    ("HINGE-04", "Hinge plate", ["WC-CUT", "WC-FIN"]),
+    ("RACK-05", "Shelf rack", ["WC-CUT", "WC-BEND", "WC-WELD", "WC-FIN"]),
+    ("BOX-06", "Electrical enclosure", ["WC-CUT", "WC-BEND", "WC-WELD"]),
+]
+# (status, how many); 40 work orders in all, numbered WO-1001 upwards.
+STATUS_PLAN = [
+    (WorkOrderStatus.COMPLETED, 8),
+    (WorkOrderStatus.IN_PROGRESS, 12),
+    (WorkOrderStatus.ON_HOLD, 3),
+    (WorkOrderStatus.RELEASED, 8),
+    (WorkOrderStatus.PLANNED, 6),
+    (WorkOrderStatus.CANCELLED, 3),
+]
+PASSWORDS = {"admin": "mes-admin-2026", "supervisor": "mes-super-2026", "planner": "mes-plan-2026"}
+OPERATORS = [
+    ("ana", "Ana", "Lopez", "1001", "1234"),
+    ("ben", "Ben", "Okafor", "1002", "2345"),
+    ("chen", "Chen", "Wei", "1003", None),
+]
+HOLD_REASONS = [
+    "Material shortage: sheet 2 mm S235",
+    "Customer drawing revision pending",
+    "Quality hold: burrs on first parts",
+]
+CANCEL_REASONS = [
+    "Customer cancelled the order",
+    "Duplicate order from ERP",
+    "Replaced by a rush order",
+]
+PAUSE_REASONS = ["Waiting for material", "Tool change", "Break"]
+
+
+@dataclass
+class Plant:
+    users: dict
+    operators: list
+    machines_by_center: dict[str, list[Machine]]
+
+
+class Command(BaseCommand):
+    help = "Create the demo plant (site, areas, work centers, machines, products, routings, "
+    "users and about 40 work orders in every status). Safe to run again."
+
+    def handle(self, *args, **options) -> None:
+        with transaction.atomic():
+            plant = self._master_data()
+            created = self._work_orders(plant)
+            self._machine_states(plant)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo plant ready: {WorkOrder.objects.count()} work orders "
+                f"({created} new), {Machine.objects.count()} machines."
+            )
+        )
+        self.stdout.write(
+            "Sign in at http://127.0.0.1:8000/\n"
+            f"  admin       / {PASSWORDS['admin']}   (everything, incl. /admin/)\n"
+            f"  supervisor  / {PASSWORDS['supervisor']}\n"
+            f"  planner     / {PASSWORDS['planner']}\n"
+            "  Operator terminal: badge 1001, PIN 1234 (Ana Lopez)"
+        )
+
+    # --- master data ------------------------------------------------------------------------
+
+    def _master_data(self) -> Plant:
+        code, name, tz = SITE
+        site, _ = Site.objects.get_or_create(code=code, defaults={"name": name, "time_zone": tz})
+        areas = {
+            c: Area.objects.get_or_create(code=c, defaults={"name": n, "site": site})[0]
+            for c, n in AREAS
+        }
+        centers: dict[str, WorkCenter] = {}
+        machines: dict[str, list[Machine]] = {}
+        for wc_code, wc_name, area, machine_list in WORK_CENTERS:
+            wc, _ = WorkCenter.objects.get_or_create(
+                code=wc_code, defaults={"name": wc_name, "area": areas[area]}
+            )
+            centers[wc_code] = wc
+            machines[wc_code] = [
+                Machine.objects.get_or_create(code=m, defaults={"name": n, "work_center": wc})[0]
+                for m, n in machine_list
+            ]
+        for index, (p_code, p_name, steps) in enumerate(PRODUCTS):
+            product, _ = Product.objects.get_or_create(
+                code=p_code, defaults={"name": p_name, "unit": "pcs"}
+            )
+            routing, created = Routing.objects.get_or_create(
+                code=f"{p_code}-A",
+                defaults={
+                    "product": product,
+                    "version": 1,
+                    "description": f"Standard routing for {p_name.lower()}",
+                },
+            )
+            if created:
+                for seq, wc_code in enumerate(steps, start=1):
+                    name, setup, cycle, text = STEP_TEMPLATES[wc_code]
+                    RoutingStep.objects.create(
+                        routing=routing,
+                        sequence=seq * 10,
+                        name=name,
+                        work_center=centers[wc_code],
+                        setup_seconds=setup,
+                        cycle_seconds=Decimal(cycle) + index,
+                        instructions=text.format(
+                            material="S235 2 mm", program=f"{p_code}.nc", fixture=f"FX-{p_code}"
+                        ),
+                    )
+                services.activate_routing(routing)
+        users = {role: self._user(role) for role in PASSWORDS}
+        operators = []
+        for username, first, last, badge, pin in OPERATORS:
+            profile = OperatorProfile.objects.filter(badge=badge).select_related("user").first()
+            if profile is None:
+                profile = create_operator(
+                    username=username, first_name=first, last_name=last, badge=badge, pin=pin
+                )
+            operators.append(profile.user)
+        return Plant(users=users, operators=operators, machines_by_center=machines)
+
+    def _user(self, role: str):
+        User = get_user_model()
+        user, created = User.objects.get_or_create(
+            username=role,
+            defaults={
+                "first_name": role.capitalize(),
+                "last_name": "Demo",
+                "is_staff": role in ("admin", "supervisor"),
+                "is_superuser": role == "admin",
+            },
+        )
+        if created:
+            user.set_password(PASSWORDS[role])
+            user.save(update_fields=["password"])
+            user.groups.add(Group.objects.get(name=Role(role)))
+        return user
+
+    # --- work orders ------------------------------------------------------------------------
+
+    def _work_orders(self, plant: Plant) -> int:
+        rng = random.Random(1001)
+        now = timezone.now().replace(second=0, microsecond=0)
+        routings = list(Routing.objects.filter(active=True).select_related("product"))
+        busy: set[int] = set(
+            Operation.objects.filter(
+                status=OperationStatus.RUNNING, machine__isnull=False
+            ).values_list("machine_id", flat=True)
+        )
+        created, number = 0, 1000
+        for status, count in STATUS_PLAN:
+            for i in range(count):
+                number += 1
+                routing = routings[rng.randrange(len(routings))]
+                qty = rng.choice([50, 100, 120, 200, 250, 400, 500])
+                rush = rng.random() < 0.15
+                # Created 16-72 h ago, so history never reaches the future; every fourth open
+                # order is due already (late).
+                start = now - timedelta(hours=rng.randint(16, 72))
+                due = start + timedelta(hours=rng.randint(24, 120))
+                if (
+                    status not in (WorkOrderStatus.COMPLETED, WorkOrderStatus.CANCELLED)
+                    and i % 4 == 1
+                ):
+                    due = now - timedelta(hours=rng.randint(1, 20))
+                wo_number = f"WO-{number}"
+                if WorkOrder.objects.filter(number=wo_number).exists():
+                    continue
+                self._drive(plant, rng, wo_number, routing, qty, rush, due, start, status, i, busy)
+                created += 1
+        return created
+
+    def _drive(self, plant, rng, number, routing, qty, rush, due, start: datetime, status, i, busy):
+        supervisor, planner = plant.users["supervisor"], plant.users["planner"]
+        operator = plant.operators[i % len(plant.operators)]
+        erp = services.Actor.system("erp:demo")
+        wo = services.create_work_order(
+            number=number,
+            product=routing.product,
+            routing=routing,
+            quantity=qty,
+            due_date=due,
+            priority="rush" if rush else "normal",
+            actor=erp,
+            at=start,
+            notes="Customer order" if i % 3 else "",
+        )
+        if status == WorkOrderStatus.PLANNED:
+            return
+        if status == WorkOrderStatus.CANCELLED and i % 2 == 0:
+            services.cancel_work_order(wo, actor=planner, reason=CANCEL_REASONS[i], at=start)
+            return
+        wo = services.release_work_order(wo, actor=planner, at=start + timedelta(minutes=5))
+        if status == WorkOrderStatus.CANCELLED:
+            services.cancel_work_order(
+                wo, actor=planner, reason=CANCEL_REASONS[i], at=start + timedelta(minutes=30)
+            )
+            return
+        if status == WorkOrderStatus.RELEASED:
+            return
+        ops = list(wo.operations.order_by("sequence"))
+        clock = start + timedelta(minutes=20)
+        if status == WorkOrderStatus.COMPLETED:
+            finish = len(ops)
+        elif status == WorkOrderStatus.ON_HOLD:
+            finish = rng.randrange(len(ops))
+        else:  # in progress: somewhere in the middle
+            finish = rng.randrange(len(ops))
+        for op in ops[:finish]:
+            clock, started = self._run_operation(
+                plant, rng, op, operator, qty, clock, busy, complete=True
+            )
+            if not started:  # waits in the queue for a free machine
+                return
+        if status == WorkOrderStatus.COMPLETED:
+            return
+        current = ops[finish]
+        clock, _ = self._run_operation(
+            plant, rng, current, operator, qty, clock, busy, complete=False
+        )
+        if status == WorkOrderStatus.ON_HOLD:
+            services.hold_work_order(wo, actor=supervisor, reason=HOLD_REASONS[i % 3], at=clock)
+            self._free(current, busy)
+
+    def _run_operation(self, plant, rng, op, operator, qty, clock, busy, *, complete: bool):
+        op = Operation.objects.select_related("work_order").get(pk=op.pk)
+        free = [m for m in plant.machines_by_center[op.work_center.code] if m.pk not in busy]
+        if not free:  # every machine of the work center is busy: the operation waits (ready)
+            return clock, False
+        machine = free[0]
+        op = services.start_operation(op, operator=operator, machine=machine, at=clock)
+        busy.add(machine.pk)
+        target = qty if complete else int(qty * rng.uniform(0.2, 0.8))
+        scrap = rng.randint(0, max(1, qty // 50))
+        for chunk in (target // 2, target - target // 2):
+            clock += timedelta(minutes=rng.randint(15, 90))
+            if chunk:
+                op = services.report_quantity(op, actor=operator, good=chunk, at=clock)
+        if scrap:
+            op = services.report_quantity(
+                op, actor=operator, scrap=scrap, at=clock, reason="Burrs on edges"
+            )
+        if complete:
+            clock += timedelta(minutes=5)
+            services.complete_operation(op, actor=operator, at=clock)
+            busy.discard(machine.pk)
+        elif rng.random() < 0.4:
+            clock += timedelta(minutes=3)
+            reason = PAUSE_REASONS[rng.randrange(len(PAUSE_REASONS))]
+            services.pause_operation(op, actor=operator, reason=reason, at=clock)
+            busy.discard(machine.pk)
+        return clock, True
+
+    def _free(self, op, busy):
+        op = Operation.objects.get(pk=op.pk)
+        if op.machine_id:
+            busy.discard(op.machine_id)
+
+    # --- machines -----------------------------------------------------------------------------
+
+    def _machine_states(self, plant: Plant) -> None:
+        """Give machines a believable state the first time (pollers take over later)."""
+        running = set(
+            Operation.objects.filter(
+                status=OperationStatus.RUNNING, machine__isnull=False
+            ).values_list("machine_id", flat=True)
+        )
+        system = services.Actor.system("seed_demo")
+        for machine in Machine.objects.filter(state=MachineState.UNKNOWN).order_by("code"):
+            if machine.code == "BRAKE-02":
+                services.set_machine_state(
+                    machine,
+                    state=MachineState.DOWN,
+                    actor=system,
+                    reason="Hydraulic leak on the back gauge",
+                )
+            elif machine.pk in running:
+                services.set_machine_state(machine, state=MachineState.RUNNING, actor=system)
+            else:
+                services.set_machine_state(machine, state=MachineState.IDLE, actor=system)

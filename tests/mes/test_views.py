@@ -1,0 +1,138 @@
+"""Signed-in pages: home, work order list (filters, paging, htmx partial), detail."""
+
+import pytest
+from django.urls import reverse
+
+from mes import services
+
+from ..factories import make_routing, make_work_order
+
+
+@pytest.fixture
+def signed_in(client, planner):
+    client.force_login(planner)
+    return client
+
+
+@pytest.mark.parametrize(
+    "name,args", [("home", []), ("work_order_list", []), ("work_order_detail", ["WO-X"])]
+)
+def test_pages_need_sign_in(client, db, name, args):
+    response = client.get(reverse(name, args=args))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_login_page_signs_in_and_rejects_bad_password(client, planner):
+    bad = client.post(reverse("login"), {"username": "pia", "password": "wrong"})
+    assert bad.status_code == 200
+    assert "did not match" in bad.content.decode()
+    good = client.post(reverse("login"), {"username": "pia", "password": "correct-horse-battery"})
+    assert good.status_code == 302 and good["Location"] == reverse("home")
+
+
+def test_home_counts_orders_by_status_and_late(signed_in, supervisor):
+    make_work_order(actor=supervisor, release=False)
+    make_work_order(actor=supervisor, due_in_days=-1)  # released and late
+    body = signed_in.get(reverse("home")).content.decode()
+    assert "1 work order is late" in body
+    assert f'href="{reverse("work_order_list")}?status=planned"' in body
+
+
+def test_list_filters_by_status_product_and_due(signed_in, supervisor):
+    routing = make_routing(2)
+    planned = make_work_order(actor=supervisor, release=False, routing=routing)
+    late = make_work_order(actor=supervisor, due_in_days=-2)
+    later = make_work_order(actor=supervisor, due_in_days=30)
+    url = reverse("work_order_list")
+
+    def numbers(query):
+        response = signed_in.get(url, query)
+        assert response.status_code == 200
+        return {wo.number for wo in response.context["page"]}
+
+    assert numbers({}) == {planned.number, late.number, later.number}
+    assert numbers({"status": "planned"}) == {planned.number}
+    assert numbers({"status": ["planned", "released"]}) == {
+        planned.number,
+        late.number,
+        later.number,
+    }
+    assert numbers({"product": routing.product.code}) == {planned.number}
+    assert numbers({"due": "late"}) == {late.number}
+    assert numbers({"due": "later"}) == {later.number}
+    assert numbers({"q": late.number.lower()}) == {late.number}
+
+
+def test_list_ignores_unknown_filter_values_with_a_message(signed_in, work_order):
+    response = signed_in.get(reverse("work_order_list"), {"status": "exploded"})
+    assert response.status_code == 200
+    assert "were not understood" in response.content.decode()
+    assert [wo.number for wo in response.context["page"]] == [work_order.number]
+
+
+def test_list_query_count_does_not_grow_with_rows(signed_in, supervisor, django_assert_num_queries):
+    routing = make_routing(1)
+    make_work_order(actor=supervisor, routing=routing)
+    url = reverse("work_order_list")
+    signed_in.get(url)  # warm the session/auth caches
+    with django_assert_num_queries(5) as one:
+        signed_in.get(url)
+    for _ in range(5):
+        make_work_order(actor=supervisor, routing=routing)
+    with django_assert_num_queries(len(one.captured_queries)):
+        signed_in.get(url)
+
+
+def test_list_pages_and_htmx_partial(signed_in, supervisor, settings):
+    settings.MES_PAGE_SIZE = 2
+    routing = make_routing(1)
+    for _ in range(3):
+        make_work_order(actor=supervisor, routing=routing)
+    page2 = signed_in.get(reverse("work_order_list"), {"page": 2, "status": "released"})
+    assert len(page2.context["page"]) == 1
+    assert "Page 2 of 2" in page2.content.decode()
+    partial = signed_in.get(reverse("work_order_list"), HTTP_HX_REQUEST="true")
+    assert "<html" not in partial.content.decode()
+    assert "<table" in partial.content.decode()
+
+
+def test_detail_shows_operations_quantities_and_history(signed_in, work_order, operator):
+    op = work_order.operations.get(sequence=10)
+    op = services.start_operation(op, operator=operator)
+    services.report_quantity(op, actor=operator, good=40, scrap=2)
+    services.pause_operation(op, actor=operator, reason="Tool change")
+    body = signed_in.get(reverse("work_order_detail", args=[work_order.number])).content.decode()
+    for text in (
+        "Paused",
+        "Tool change",
+        "Ana Lopez",
+        "quantity_good: 0 → 40",
+        "released → in_progress",
+    ):
+        assert text in body
+    assert body.count('class="status status-pending"') == 2
+
+
+def test_detail_unknown_number_is_404(signed_in):
+    assert signed_in.get(reverse("work_order_detail", args=["NOPE"])).status_code == 404
+
+
+def test_detail_query_count_does_not_grow_with_operations(
+    signed_in, supervisor, django_assert_num_queries
+):
+    small = make_work_order(actor=supervisor, steps=1)
+    big = make_work_order(actor=supervisor, steps=6)
+    signed_in.get(reverse("work_order_detail", args=[small.number]))
+    with django_assert_num_queries(5) as first:
+        signed_in.get(reverse("work_order_detail", args=[small.number]))
+    with django_assert_num_queries(len(first.captured_queries)):
+        signed_in.get(reverse("work_order_detail", args=[big.number]))
+
+
+def test_late_marker_and_rush_marker_carry_words(signed_in, supervisor):
+    wo = make_work_order(actor=supervisor, due_in_days=-1)
+    services.update_work_order(wo, actor=supervisor, priority="rush")
+    body = signed_in.get(reverse("work_order_list")).content.decode()
+    assert "late</span>" in body and "Rush</span>" in body
+    assert '<span class="status status-released">Released</span>' in body
