@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import django_filters
+from django import forms
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -23,7 +24,9 @@ DUE_CHOICES = [
 
 class WorkOrderFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(label=_("Number"), method="filter_q")
-    status = django_filters.MultipleChoiceFilter(choices=WorkOrderStatus.choices)
+    status = django_filters.MultipleChoiceFilter(
+        choices=WorkOrderStatus.choices, widget=forms.CheckboxSelectMultiple
+    )
     priority = django_filters.ChoiceFilter(choices=Priority.choices, empty_label=_("Any"))
     product = django_filters.ModelChoiceFilter(
         queryset=Product.objects.all(), to_field_name="code", empty_label=_("Any product")

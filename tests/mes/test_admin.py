@@ -13,6 +13,7 @@ from mes.models import AuditRecord, Routing, WorkOrder
 from ..factories import RoutingFactory, make_routing, make_work_order
 
 ADMIN_MODELS = [
+    "erp_sync.outboxevent",
     "site",
     "area",
     "workcenter",
@@ -34,7 +35,8 @@ def admin_client(client, admin_user):
 
 @pytest.mark.parametrize("model", ADMIN_MODELS)
 def test_changelists_load_with_search(admin_client, work_order, model):
-    url = reverse(f"admin:mes_{model}_changelist")
+    app, _, name = model.rpartition(".")
+    url = reverse(f"admin:{app or 'mes'}_{name}_changelist")
     assert admin_client.get(url).status_code == 200
     assert admin_client.get(url, {"q": "x"}).status_code == 200
 

@@ -39,6 +39,18 @@ def test_home_counts_orders_by_status_and_late(signed_in, supervisor):
     assert f'href="{reverse("work_order_list")}?status=planned"' in body
 
 
+def test_home_links_everything_for_staff(client, admin_user):
+    client.force_login(admin_user)
+    body = client.get(reverse("home")).content.decode()
+    for name in (
+        "admin:mes_site_changelist",
+        "admin:mes_auditrecord_changelist",
+        "admin:erp_sync_outboxevent_changelist",
+        "work_order_list",
+    ):
+        assert f'href="{reverse(name)}' in body
+
+
 def test_list_filters_by_status_product_and_due(signed_in, supervisor):
     routing = make_routing(2)
     planned = make_work_order(actor=supervisor, release=False, routing=routing)
