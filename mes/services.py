@@ -32,7 +32,16 @@ from erp_sync.outbox import record_event
 from .choices import EntityType, MachineState, OperationStatus, Priority, WorkOrderStatus
 from .errors import Conflict, InvalidTransition, StaleObject, ValidationFailed
 from .formats import display_quantity
-from .models import CODE_VALIDATOR, AuditRecord, Machine, Operation, Product, Routing, WorkOrder
+from .models import (
+    CODE_VALIDATOR,
+    QUANTITY,
+    AuditRecord,
+    Machine,
+    Operation,
+    Product,
+    Routing,
+    WorkOrder,
+)
 from .selectors import work_order_representation
 from .statemachine import (
     OPERATION_COUNTING,
@@ -44,6 +53,7 @@ from .statemachine import (
 
 Op = OperationStatus
 WO = WorkOrderStatus
+MAX_QUANTITY = Decimal(10) ** (QUANTITY["max_digits"] - QUANTITY["decimal_places"])
 
 
 # --- Who acts ---------------------------------------------------------------------------------
@@ -132,11 +142,12 @@ def _lock_operation(operation: Operation) -> tuple[WorkOrder, list[Operation], O
 
 
 def _last_change(entity_type: str, entity_id: int) -> AuditRecord | None:
-    return (
-        AuditRecord.objects.filter(entity_type=entity_type, entity_id=entity_id)
-        .order_by("-occurred_at", "-id")
-        .first()
-    )
+    if entity_type == EntityType.WORK_ORDER:
+        # A work order's version moves with every change of its operations too.
+        records = AuditRecord.objects.filter(work_order_id=entity_id)
+    else:
+        records = AuditRecord.objects.filter(entity_type=entity_type, entity_id=entity_id)
+    return records.order_by("-occurred_at", "-id").first()
 
 
 def describe_last_change(entity_type: str, entity_id: int, label: str) -> str:
@@ -326,6 +337,8 @@ def _to_quantity(value: Any, field: str) -> Decimal:
         raise ValidationFailed.field(field, "Enter a finite number.")
     if number != number.quantize(Decimal("0.001")):
         raise ValidationFailed.field(field, "At most three decimal places.")
+    if abs(number) >= MAX_QUANTITY:
+        raise ValidationFailed.field(field, f"At most {MAX_QUANTITY - 1:,} (11 digits).")
     return number
 
 
@@ -720,7 +733,13 @@ def resume_operation(
         wo, ops, op = _lock_operation(operation)
         _check_version(EntityType.OPERATION, op, expected_version, op.label)
         _require_active_work_order(wo, op, "resumed")
-        if op.status == Op.PAUSED and op.machine_id is not None:
+        if op.status != Op.PAUSED:  # ready -> running is start_operation's (machine, start)
+            hint = "start it instead" if op.status == Op.READY else "it cannot be resumed"
+            raise InvalidTransition(
+                f"{op.label} is {op.get_status_display().lower()}; {hint}.",
+                errors={"status": [f"{op.status} -> running by resume is not allowed."]},
+            )
+        if op.machine_id is not None:
             _lock_free_machine(op.machine, op)
         _move_operation(op, Op.RUNNING, action="resume", actor=actor, at=at)
         op.last_operator = actor.user
@@ -753,6 +772,7 @@ def report_quantity(
     with transaction.atomic():
         wo, ops, op = _lock_operation(operation)
         _check_version(EntityType.OPERATION, op, expected_version, op.label)
+        _require_active_work_order(wo, op, "counted")
         if op.status not in OPERATION_COUNTING:
             raise InvalidTransition(
                 f"{op.label} is {op.get_status_display().lower()}; quantities can be reported "

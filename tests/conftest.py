@@ -10,6 +10,12 @@ from mes.choices import Role
 from .factories import UserFactory, make_work_order
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hasher(settings):
+    """Personas' passwords and PINs are hashed; the default hasher would dominate run time."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def operator(db):
     """Ana, an operator with badge 1001 and PIN 1234."""
