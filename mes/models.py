@@ -7,6 +7,7 @@ State fields (``status``, quantities, actual times, machine ``state``) are writt
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 from django.conf import settings
@@ -226,6 +227,11 @@ class Operation(models.Model):
     last_operator = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    # Running time: accumulated over finished runs, plus the current run since running_since.
+    run_seconds = models.DecimalField(max_digits=14, decimal_places=3, default=Decimal(0))
+    running_since = models.DateTimeField(null=True, blank=True)
+    # Running time already reported to the ERP in confirmations.
+    confirmed_run_seconds = models.DecimalField(max_digits=14, decimal_places=3, default=Decimal(0))
     updated_at = models.DateTimeField(_("updated"), default=timezone.now)
     version = models.PositiveIntegerField(default=1, editable=False)
 
@@ -246,6 +252,58 @@ class Operation(models.Model):
     @property
     def standard_seconds(self) -> Decimal:
         return self.setup_seconds + self.cycle_seconds * self.work_order.quantity
+
+
+# --- Production performance (ISA-95) --------------------------------------------------------
+
+
+class ConfirmationKind(models.TextChoices):
+    PROGRESS = "progress", _("Progress")
+    FINAL = "final", _("Final")
+
+
+class ProductionConfirmation(models.Model):
+    """What was produced, as the ERP books it: quantity and time deltas since the previous
+    confirmation of the operation. ``seq`` is gap-free and follows commit order (see
+    :mod:`mes.clock`); a confirmation never changes once written."""
+
+    seq = models.BigIntegerField(unique=True)
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    work_order = models.ForeignKey(
+        WorkOrder, on_delete=models.PROTECT, related_name="confirmations"
+    )
+    operation = models.ForeignKey(Operation, on_delete=models.PROTECT, related_name="confirmations")
+    operation_sequence = models.PositiveIntegerField()
+    kind = models.CharField(max_length=8, choices=ConfirmationKind.choices)
+    quantity_good = models.DecimalField(**QUANTITY)
+    quantity_scrap = models.DecimalField(**QUANTITY)
+    labor_seconds = models.DecimalField(max_digits=14, decimal_places=3)
+    machine_seconds = models.DecimalField(max_digits=14, decimal_places=3)
+    materials = models.JSONField(default=list, blank=True)
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["seq"]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.work_order_id} op {self.operation_sequence} {self.kind}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise TypeError("Confirmations never change once written.")
+        super().save(*args, **kwargs)
+
+
+class ChangeClock(models.Model):
+    """Counters taken under a row lock at the end of a transaction, so that their values
+    follow commit order: a reader that remembers the last value it saw misses nothing."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    last_time = models.DateTimeField(null=True, blank=True)
+    last_value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return self.name
 
 
 # --- People ----------------------------------------------------------------------------------

@@ -29,16 +29,19 @@ from django.utils.formats import date_format
 from erp_sync.models import EventType
 from erp_sync.outbox import record_event
 
+from . import clock
 from .choices import EntityType, MachineState, OperationStatus, Priority, WorkOrderStatus
 from .errors import Conflict, InvalidTransition, StaleObject, ValidationFailed
-from .formats import display_quantity
+from .formats import display_quantity, iso_utc, quantity
 from .models import (
     CODE_VALIDATOR,
     QUANTITY,
     AuditRecord,
+    ConfirmationKind,
     Machine,
     Operation,
     Product,
+    ProductionConfirmation,
     Routing,
     WorkOrder,
 )
@@ -271,7 +274,7 @@ def _save_work_order(wo: WorkOrder, ops: list[Operation] | None, *fields: str) -
     """Save the order (bumping version and updated_at even when only an operation changed,
     since the representation includes operations) and emit ``work_order.updated``."""
     wo.version += 1
-    wo.updated_at = timezone.now()
+    wo.updated_at = clock.next_time(clock.WORK_ORDERS)
     wo.save(update_fields=[*fields, "version", "updated_at"])
     if ops is None:
         ops = list(wo.operations.select_related("work_center", "machine").order_by("sequence"))
@@ -342,6 +345,79 @@ def _to_quantity(value: Any, field: str) -> Decimal:
     return number
 
 
+def _close_run(op: Operation, at: datetime) -> None:
+    if op.running_since is not None:
+        op.run_seconds += _seconds_between(op.running_since, at)
+        op.running_since = None
+
+
+def _seconds_between(start: datetime, end: datetime) -> Decimal:
+    return max(Decimal(0), Decimal(str(round((end - start).total_seconds(), 3))))
+
+
+def _take_confirmation(op: Operation, at: datetime) -> Decimal:
+    """Running seconds since the previous confirmation; marks them as confirmed (the caller
+    saves ``confirmed_run_seconds``)."""
+    total = op.run_seconds
+    if op.running_since is not None:
+        total += _seconds_between(op.running_since, at)
+    delta = max(Decimal(0), total - op.confirmed_run_seconds)
+    op.confirmed_run_seconds = max(total, op.confirmed_run_seconds)
+    return delta
+
+
+def confirmation_representation(c: ProductionConfirmation, work_order_number: str) -> dict:
+    return {
+        "seq": c.seq,
+        "id": str(c.uuid),
+        "work_order": work_order_number,
+        "operation_sequence": c.operation_sequence,
+        "kind": c.kind,
+        "quantity_good": quantity(c.quantity_good),
+        "quantity_scrap": quantity(c.quantity_scrap),
+        "labor_seconds": quantity(c.labor_seconds),
+        "machine_seconds": quantity(c.machine_seconds),
+        "materials": c.materials,
+        "occurred_at": iso_utc(c.occurred_at),
+    }
+
+
+def _write_confirmation(
+    wo: WorkOrder,
+    op: Operation,
+    *,
+    kind: str,
+    good: Decimal,
+    scrap: Decimal,
+    seconds: Decimal,
+    at: datetime,
+) -> ProductionConfirmation:
+    """Append a confirmation and its ``confirmation.created`` event. Takes the gap-free
+    sequence number, so call it after ``_save_work_order`` (lock order: the orders' clock,
+    then the confirmations' clock)."""
+    # One operator attends one machine in this model, so labour time equals machine time.
+    confirmation = ProductionConfirmation.objects.create(
+        seq=clock.next_value(clock.CONFIRMATIONS),
+        work_order=wo,
+        operation=op,
+        operation_sequence=op.sequence,
+        kind=kind,
+        quantity_good=good,
+        quantity_scrap=scrap,
+        labor_seconds=seconds,
+        machine_seconds=seconds,
+        materials=[],
+        occurred_at=at,
+    )
+    record_event(
+        event_type=EventType.CONFIRMATION_CREATED,
+        aggregate_key=wo.number,
+        data=confirmation_representation(confirmation, wo.number),
+        occurred_at=at,
+    )
+    return confirmation
+
+
 # --- Work orders ------------------------------------------------------------------------------
 
 
@@ -408,7 +484,7 @@ def create_work_order(
             notes=notes,
             status=WO.PLANNED,
             created_at=at,
-            updated_at=timezone.now(),
+            updated_at=clock.next_time(clock.WORK_ORDERS),
         )
         _audit(
             actor,
@@ -613,7 +689,8 @@ def hold_work_order(
                     at=at,
                     reason=f"Work order on hold: {reason}",
                 )
-                _save_operation(op, "status")
+                _close_run(op, at)
+                _save_operation(op, "status", "run_seconds", "running_since")
         _save_work_order(wo, ops, "status", "held_from_status")
         return wo
 
@@ -690,7 +767,8 @@ def start_operation(
         op.machine = chosen
         op.actual_start = op.actual_start or at
         op.last_operator = actor.user
-        _save_operation(op, "status", "machine", "actual_start", "last_operator")
+        op.running_since = at
+        _save_operation(op, "status", "machine", "actual_start", "last_operator", "running_since")
         fields = []
         if wo.status == WO.RELEASED:
             _move_work_order(wo, WO.IN_PROGRESS, action="start", actor=actor, at=at)
@@ -715,7 +793,8 @@ def pause_operation(
         wo, ops, op = _lock_operation(operation)
         _check_version(EntityType.OPERATION, op, expected_version, op.label)
         _move_operation(op, Op.PAUSED, action="pause", actor=actor, at=at, reason=reason)
-        _save_operation(op, "status")
+        _close_run(op, at)
+        _save_operation(op, "status", "run_seconds", "running_since")
         _save_work_order(wo, ops)
         return op
 
@@ -743,7 +822,8 @@ def resume_operation(
             _lock_free_machine(op.machine, op)
         _move_operation(op, Op.RUNNING, action="resume", actor=actor, at=at)
         op.last_operator = actor.user
-        _save_operation(op, "status", "last_operator")
+        op.running_since = at
+        _save_operation(op, "status", "last_operator", "running_since")
         _save_work_order(wo, ops)
         return op
 
@@ -810,9 +890,19 @@ def report_quantity(
             changes=changes,
             reason=reason.strip(),
         )
-        _save_operation(op, "quantity_good", "quantity_scrap")
+        seconds = _take_confirmation(op, at)
+        _save_operation(op, "quantity_good", "quantity_scrap", "confirmed_run_seconds")
         _recompute_work_order_quantities(wo, ops)
         _save_work_order(wo, ops, "quantity_good", "quantity_scrap")
+        _write_confirmation(
+            wo,
+            op,
+            kind=ConfirmationKind.PROGRESS,
+            good=good_delta,
+            scrap=scrap_delta,
+            seconds=seconds,
+            at=at,
+        )
         return op
 
 
@@ -843,7 +933,11 @@ def complete_operation(
             },
         )
         op.actual_end = at
-        _save_operation(op, "status", "actual_end")
+        _close_run(op, at)
+        seconds = _take_confirmation(op, at)
+        _save_operation(
+            op, "status", "actual_end", "run_seconds", "running_since", "confirmed_run_seconds"
+        )
         following = [o for o in ops if o.sequence > op.sequence and o.status == Op.PENDING]
         fields: list[str] = []
         if following:
@@ -857,6 +951,15 @@ def complete_operation(
             fields = ["status", "actual_end"]
         _recompute_work_order_quantities(wo, ops)
         _save_work_order(wo, ops, "quantity_good", "quantity_scrap", *fields)
+        _write_confirmation(
+            wo,
+            op,
+            kind=ConfirmationKind.FINAL,
+            good=Decimal(0),
+            scrap=Decimal(0),
+            seconds=seconds,
+            at=at,
+        )
         return op
 
 

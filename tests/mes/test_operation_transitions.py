@@ -148,10 +148,12 @@ def test_operation_transition(status, action, supervisor, operator):
         assert (record.from_state, record.to_state) == (status, expected)
     assert record.reason == (PAUSE_REASON if action == "pause" else "")
 
-    events = OutboxEvent.objects.filter(id__gt=outbox_mark)
-    assert events.count() == 1
-    event = events.get()
-    assert event.event_type == EventType.WORK_ORDER_UPDATED
+    events = list(OutboxEvent.objects.filter(id__gt=outbox_mark).order_by("id"))
+    confirms = action in ("report_quantity", "complete")
+    assert [e.event_type for e in events] == [EventType.WORK_ORDER_UPDATED] + (
+        [EventType.CONFIRMATION_CREATED] if confirms else []
+    )
+    event = events[0]
     assert event.payload["status"] == wo.status
     assert event.payload["operations"][0]["status"] == expected
 

@@ -22,7 +22,7 @@ from erp_sync.models import EventType, OutboxEvent
 from mes import services
 from mes.choices import OperationStatus, WorkOrderStatus
 from mes.errors import DomainError
-from mes.models import AuditRecord, Operation, WorkOrder
+from mes.models import AuditRecord, Operation, ProductionConfirmation, WorkOrder
 from tests.factories import make_work_order
 
 WO = WorkOrderStatus
@@ -82,6 +82,7 @@ class WorkOrderStateMachine(RuleBasedStateMachine):
         change (plus one for a quantity report) and one outbox event, or changed nothing."""
         before = self.snapshot()
         audit_mark, outbox_mark = last_id(AuditRecord), last_id(OutboxEvent)
+        seq_mark = last_id(ProductionConfirmation)
         try:
             call()
         except DomainError as exc:
@@ -89,6 +90,7 @@ class WorkOrderStateMachine(RuleBasedStateMachine):
             assert self.snapshot() == before
             assert not AuditRecord.objects.filter(id__gt=audit_mark).exists()
             assert not OutboxEvent.objects.filter(id__gt=outbox_mark).exists()
+            assert last_id(ProductionConfirmation) == seq_mark
             return
         event(f"{name} succeeded")
         after = self.snapshot()
@@ -97,8 +99,14 @@ class WorkOrderStateMachine(RuleBasedStateMachine):
         )
         new_audit = AuditRecord.objects.filter(id__gt=audit_mark).count()
         assert new_audit == status_changes + int(report)
-        events = list(OutboxEvent.objects.filter(id__gt=outbox_mark))
-        assert [e.event_type for e in events] == [EventType.WORK_ORDER_UPDATED]
+        events = list(OutboxEvent.objects.filter(id__gt=outbox_mark).order_by("id"))
+        confirmations = list(
+            ProductionConfirmation.objects.filter(work_order_id=self.wo.pk, id__gt=seq_mark)
+        )
+        # One work_order.updated per call, then one confirmation.created per confirmation.
+        assert [e.event_type for e in events] == [EventType.WORK_ORDER_UPDATED] + [
+            EventType.CONFIRMATION_CREATED
+        ] * len(confirmations)
         assert events[0].payload["status"] == after["status"]
         assert after["state"][0] > before["state"][0]  # the version moved
 
@@ -244,6 +252,16 @@ class WorkOrderStateMachine(RuleBasedStateMachine):
             assert status == WO.CANCELLED
         self.ever_completed |= status == WO.COMPLETED
         self.ever_cancelled |= status == WO.CANCELLED
+
+    @invariant()
+    def confirmations_add_up_to_the_operation_totals(self):
+        seqs = list(ProductionConfirmation.objects.order_by("seq").values_list("seq", flat=True))
+        assert seqs == list(range(1, len(seqs) + 1))  # gap-free
+        for op in self.operations():
+            rows = ProductionConfirmation.objects.filter(operation=op)
+            assert sum((c.quantity_good for c in rows), Decimal(0)) == op.quantity_good
+            assert sum((c.quantity_scrap for c in rows), Decimal(0)) == op.quantity_scrap
+            assert all(c.machine_seconds >= 0 for c in rows)
 
     @invariant()
     def active_operations_imply_an_active_order(self):

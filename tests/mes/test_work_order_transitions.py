@@ -174,10 +174,12 @@ def test_work_order_transition(state, action, supervisor, operator):
         "cancel": CANCEL_REASON,
     }.get(action, "")
 
-    events = OutboxEvent.objects.filter(id__gt=outbox_mark)
-    assert events.count() == 1
-    event = events.get()
-    assert event.event_type == EventType.WORK_ORDER_UPDATED
+    events = list(OutboxEvent.objects.filter(id__gt=outbox_mark).order_by("id"))
+    confirms = action == "complete"  # completing the last operation confirms it (final)
+    assert [e.event_type for e in events] == [EventType.WORK_ORDER_UPDATED] + (
+        [EventType.CONFIRMATION_CREATED] if confirms else []
+    )
+    event = events[0]
     assert event.aggregate_key == wo.number
     assert event.payload["status"] == expected
 
