@@ -6,7 +6,7 @@ from datetime import datetime
 
 from django.db import transaction
 
-from .models import OutboxEvent
+from .models import ErpEndpoint, OutboxDelivery, OutboxEvent
 
 
 def record_event(
@@ -16,6 +16,21 @@ def record_event(
         # An event written outside the change's transaction could survive a rolled-back
         # change, or be lost while the change commits: refuse instead.
         raise RuntimeError("Outbox events must be written inside the change's transaction.")
-    return OutboxEvent.objects.create(
+    event = OutboxEvent.objects.create(
         event_type=event_type, aggregate_key=aggregate_key, payload=data, occurred_at=occurred_at
     )
+    # One delivery per subscribed endpoint, in the same transaction: nothing is lost when the
+    # ERP, the broker or a worker is down.
+    OutboxDelivery.objects.bulk_create(
+        [
+            OutboxDelivery(
+                event=event,
+                endpoint=endpoint,
+                endpoint_code=endpoint.code,
+                aggregate_key=aggregate_key,
+            )
+            for endpoint in ErpEndpoint.objects.filter(active=True)
+            if endpoint.wants(event_type)
+        ]
+    )
+    return event

@@ -86,6 +86,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_filters",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "mes",
     "erp_sync",
     "shopfloor",
@@ -227,6 +229,36 @@ CELERY_BEAT_SCHEDULE: dict = {}
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["erp_sync.auth.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "erp_sync.api.exceptions.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_RATES": {
+        "api_client": os.environ.get("MES_API_THROTTLE_RATE", "6000/min"),
+    },
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "MES API",
+    "DESCRIPTION": (
+        "The v1 contract between ERPs and the MES: work orders, production confirmations, "
+        "machines and master data. Authenticate with `Authorization: Bearer <token>` "
+        "(`python manage.py create_api_client NAME --scope erp|integrator`). Every 4xx body "
+        'is `{"code", "detail", "errors"}`.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "WorkOrderStatusEnum": "mes.choices.WorkOrderStatus.values",
+        "OperationStatusEnum": "mes.choices.OperationStatus.values",
+        "MachineStateEnum": "mes.choices.MachineState.values",
+    },
 }
 
 # --- Logging --------------------------------------------------------------------------------

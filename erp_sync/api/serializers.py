@@ -1,0 +1,317 @@
+"""Input serializers (parse and validate request bodies and query parameters) and output
+serializers that document the representations in the OpenAPI schema. Responses are built
+by the selectors as plain data; these classes never write."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from rest_framework import serializers
+
+from erp_sync.models import EventType
+from mes.choices import MachineState, OperationStatus, Priority, WorkOrderStatus
+
+CODE_REGEX = r"^[A-Za-z0-9._-]{1,64}$"
+CODE_FIELD = {"max_length": 64}
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """ISO 8601 with an offset; a naive time is refused rather than guessed."""
+
+    default_error_messages = {"naive": "Give the time with an offset, e.g. 2026-12-01T14:00:00Z."}
+
+    def to_internal_value(self, value):
+        if isinstance(value, str):
+            try:
+                parsed = parse_datetime(value.strip())
+            except ValueError:
+                parsed = None
+            if parsed is not None and timezone.is_naive(parsed):
+                self.fail("naive")
+        return super().to_internal_value(value)
+
+
+# --- Errors -----------------------------------------------------------------------------------
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField(
+        help_text="Machine-readable: invalid, unknown_product, unknown_routing, "
+        "unknown_work_center, unknown_area, unknown_site, not_found, conflict, "
+        "invalid_transition, precondition_failed, not_authenticated, permission_denied, "
+        "method_not_allowed, unsupported_media_type, throttled."
+    )
+    detail = serializers.CharField(help_text="A human message.")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Messages per field (dotted paths for nested fields); may be empty.",
+    )
+
+
+# --- Work orders ------------------------------------------------------------------------------
+
+
+class WorkOrderPutSerializer(serializers.Serializer):
+    product = serializers.CharField(**CODE_FIELD)
+    quantity = serializers.DecimalField(
+        max_digits=14, decimal_places=3, min_value=Decimal("0.001"), coerce_to_string=False
+    )
+    due_date = AwareDateTimeField()
+    priority = serializers.ChoiceField(choices=Priority.values, default=Priority.NORMAL)
+    routing = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text="Defaults to the product's active routing.",
+        **CODE_FIELD,
+    )
+    release = serializers.BooleanField(default=True, help_text="false leaves a new order planned.")
+    notes = serializers.CharField(required=False, allow_blank=True, default="", max_length=10000)
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=1000)
+
+
+class ReleaseSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
+
+
+class WorkOrderQuerySerializer(serializers.Serializer):
+    updated_since = AwareDateTimeField(required=False)
+    status = serializers.ChoiceField(choices=WorkOrderStatus.values, required=False)
+    priority = serializers.ChoiceField(choices=Priority.values, required=False)
+    product = serializers.CharField(required=False, **CODE_FIELD)
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=500, default=100)
+    cursor = serializers.CharField(required=False, max_length=500)
+
+
+class PageQuerySerializer(serializers.Serializer):
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=500, default=100)
+    cursor = serializers.CharField(required=False, max_length=500)
+
+
+class OperationSummarySerializer(serializers.Serializer):
+    sequence = serializers.IntegerField()
+    name = serializers.CharField()
+    work_center = serializers.CharField()
+    machine = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=OperationStatus.values)
+
+
+class OperationSerializer(OperationSummarySerializer):
+    quantity_good = serializers.FloatField()
+    quantity_scrap = serializers.FloatField()
+    planned_start = serializers.DateTimeField(allow_null=True)
+    planned_end = serializers.DateTimeField(allow_null=True)
+    actual_start = serializers.DateTimeField(allow_null=True)
+    actual_end = serializers.DateTimeField(allow_null=True)
+
+
+class WorkOrderSerializer(serializers.Serializer):
+    number = serializers.CharField()
+    product = serializers.CharField()
+    routing = serializers.CharField()
+    quantity = serializers.FloatField()
+    due_date = serializers.DateTimeField()
+    priority = serializers.ChoiceField(choices=Priority.values)
+    status = serializers.ChoiceField(choices=WorkOrderStatus.values)
+    quantity_good = serializers.FloatField()
+    quantity_scrap = serializers.FloatField()
+    actual_start = serializers.DateTimeField(allow_null=True)
+    actual_end = serializers.DateTimeField(allow_null=True)
+    projected_end = serializers.DateTimeField(
+        allow_null=True, help_text="From the live schedule; null until one is computed."
+    )
+    at_risk = serializers.BooleanField(help_text="projected_end is later than due_date.")
+    current_operation = OperationSummarySerializer(allow_null=True)
+    operations = OperationSerializer(many=True)
+    updated_at = serializers.DateTimeField()
+
+
+class WorkOrderPageSerializer(serializers.Serializer):
+    results = WorkOrderSerializer(many=True)
+    next = serializers.URLField(allow_null=True)
+
+
+# --- Confirmations ----------------------------------------------------------------------------
+
+
+class ConfirmationQuerySerializer(serializers.Serializer):
+    after = serializers.IntegerField(required=False, min_value=0, default=0)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
+
+
+class MaterialSerializer(serializers.Serializer):
+    lot = serializers.CharField()
+    product = serializers.CharField()
+    quantity = serializers.FloatField()
+
+
+class ConfirmationSerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    id = serializers.UUIDField(help_text="The idempotency key.")
+    work_order = serializers.CharField()
+    operation_sequence = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=["progress", "final"])
+    quantity_good = serializers.FloatField(help_text="Delta since the previous confirmation.")
+    quantity_scrap = serializers.FloatField(help_text="Delta since the previous confirmation.")
+    labor_seconds = serializers.FloatField()
+    machine_seconds = serializers.FloatField()
+    materials = MaterialSerializer(many=True)
+    occurred_at = serializers.DateTimeField()
+
+
+class ConfirmationPageSerializer(serializers.Serializer):
+    results = ConfirmationSerializer(many=True)
+    last_seq = serializers.IntegerField(
+        help_text="The seq of the last result (or `after` when there is none): pass it as "
+        "`after` next time."
+    )
+
+
+# --- Master data ------------------------------------------------------------------------------
+
+
+class SiteSerializer(serializers.Serializer):
+    code = serializers.CharField(read_only=True)
+    name = serializers.CharField(max_length=200)
+    time_zone = serializers.CharField(max_length=64, help_text="An IANA zone name.")
+
+
+class AreaSerializer(serializers.Serializer):
+    code = serializers.CharField(read_only=True)
+    name = serializers.CharField(max_length=200)
+    site = serializers.CharField(**CODE_FIELD)
+
+
+class WorkCenterSerializer(serializers.Serializer):
+    code = serializers.CharField(read_only=True)
+    name = serializers.CharField(max_length=200)
+    area = serializers.CharField(**CODE_FIELD)
+
+
+class ProductSerializer(serializers.Serializer):
+    code = serializers.CharField(read_only=True)
+    name = serializers.CharField(max_length=200)
+    unit = serializers.CharField(max_length=16)
+
+
+class RoutingStepSerializer(serializers.Serializer):
+    sequence = serializers.IntegerField(min_value=1, max_value=2_000_000_000)
+    name = serializers.CharField(max_length=200)
+    work_center = serializers.CharField(**CODE_FIELD)
+    setup_seconds = serializers.IntegerField(min_value=0, max_value=2_000_000_000, default=0)
+    cycle_seconds = serializers.DecimalField(
+        max_digits=10,
+        decimal_places=3,
+        min_value=Decimal(0),
+        default=Decimal(0),
+        coerce_to_string=False,
+    )
+    instructions = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=20000
+    )
+
+
+class RoutingSerializer(serializers.Serializer):
+    code = serializers.CharField(read_only=True)
+    product = serializers.CharField(**CODE_FIELD)
+    active = serializers.BooleanField(default=True)
+    version = serializers.IntegerField(read_only=True)
+    steps = RoutingStepSerializer(many=True, allow_empty=False)
+
+
+# --- Machines ---------------------------------------------------------------------------------
+
+
+class RegisterSerializer(serializers.Serializer):
+    table = serializers.ChoiceField(choices=["holding", "input"])
+    address = serializers.IntegerField(min_value=0, max_value=65535)
+
+
+class CounterRegisterSerializer(RegisterSerializer):
+    words = serializers.ChoiceField(choices=[1, 2], default=1)
+    word_order = serializers.ChoiceField(choices=["big", "little"], default="big")
+
+
+class RegistersSerializer(serializers.Serializer):
+    state = RegisterSerializer()
+    state_map = serializers.DictField(
+        child=serializers.ChoiceField(choices=["running", "idle", "down", "setup"]),
+        help_text='PLC state code (as a string key) to MES state, e.g. {"1": "running"}.',
+    )
+    good_count = CounterRegisterSerializer()
+    scrap_count = CounterRegisterSerializer(required=False)
+
+
+class ConnectionSerializer(serializers.Serializer):
+    protocol = serializers.ChoiceField(choices=["modbus_tcp"])
+    host = serializers.CharField(max_length=255)
+    port = serializers.IntegerField(min_value=1, max_value=65535, default=502)
+    unit_id = serializers.IntegerField(min_value=0, max_value=255, default=1)
+    poll_interval_ms = serializers.IntegerField(min_value=100, max_value=3_600_000, default=1000)
+    timeout_ms = serializers.IntegerField(min_value=10, max_value=60_000, default=500)
+    registers = RegistersSerializer()
+
+
+class MachinePutSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    work_center = serializers.CharField(**CODE_FIELD)
+    connection = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="null for a machine without PLC, or a Modbus TCP connection "
+        "(see ConnectionSerializer).",
+    )
+
+
+class PlcSerializer(serializers.Serializer):
+    last_read_at = serializers.DateTimeField(allow_null=True)
+    last_error = serializers.CharField(allow_null=True)
+    good_count = serializers.IntegerField(allow_null=True)
+    scrap_count = serializers.IntegerField(allow_null=True)
+
+
+class MachineCurrentOperationSerializer(OperationSummarySerializer):
+    work_order = serializers.CharField()
+
+
+class MachineSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+    work_center = serializers.CharField()
+    state = serializers.ChoiceField(choices=MachineState.values)
+    state_since = serializers.DateTimeField()
+    current_operation = MachineCurrentOperationSerializer(allow_null=True)
+    plc = PlcSerializer(allow_null=True)
+
+
+# --- ERP endpoints ----------------------------------------------------------------------------
+
+
+class ErpEndpointSerializer(serializers.Serializer):
+    code = serializers.CharField(read_only=True)
+    url = serializers.URLField(max_length=500)
+    secret = serializers.CharField(
+        write_only=True,
+        required=False,
+        min_length=16,
+        max_length=200,
+        help_text="HMAC-SHA256 key for X-MES-Signature. Write-only; required on create.",
+    )
+    event_types = serializers.ListField(
+        child=serializers.ChoiceField(choices=EventType.values), allow_empty=False
+    )
+    active = serializers.BooleanField(default=True)
+
+
+def page_of(item: type[serializers.Serializer], name: str) -> type[serializers.Serializer]:
+    """A documented ``{"results": [...], "next": url|null}`` page of ``item``."""
+    return type(
+        name,
+        (serializers.Serializer,),
+        {"results": item(many=True), "next": serializers.URLField(allow_null=True)},
+    )

@@ -1,0 +1,49 @@
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from . import views
+
+app_name = "api"
+
+
+def pair(prefix: str, views_pair, name: str) -> list:
+    list_view, detail_view = views_pair
+    return [
+        path(f"{prefix}/", list_view, name=f"{name}-list"),
+        path(f"{prefix}/<str:code>/", detail_view, name=f"{name}-detail"),
+    ]
+
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("work-orders/", views.WorkOrderListView.as_view(), name="work-order-list"),
+    path(
+        "work-orders/<str:number>/", views.WorkOrderDetailView.as_view(), name="work-order-detail"
+    ),
+    path(
+        "work-orders/<str:number>/hold/", views.WorkOrderHoldView.as_view(), name="work-order-hold"
+    ),
+    path(
+        "work-orders/<str:number>/release/",
+        views.WorkOrderReleaseView.as_view(),
+        name="work-order-release",
+    ),
+    path(
+        "work-orders/<str:number>/cancel/",
+        views.WorkOrderCancelView.as_view(),
+        name="work-order-cancel",
+    ),
+    path("confirmations/", views.ConfirmationListView.as_view(), name="confirmation-list"),
+    path("machines/", views.MachineList.as_view(), name="machine-list"),
+    path("machines/<str:code>/", views.MachineDetail.as_view(), name="machine-detail"),
+    path("erp-endpoints/", views.ErpEndpointList.as_view(), name="erp-endpoint-list"),
+    path(
+        "erp-endpoints/<str:code>/", views.ErpEndpointDetail.as_view(), name="erp-endpoint-detail"
+    ),
+    *pair("sites", views.sites, "site"),
+    *pair("areas", views.areas, "area"),
+    *pair("work-centers", views.work_centers, "work-center"),
+    *pair("products", views.products, "product"),
+    *pair("routings", views.routings, "routing"),
+]
