@@ -1,6 +1,12 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 
-from .models import OutboxEvent
+from mes.errors import DomainError
+
+from .auth import create_api_client
+from .delivery import delivery_lag
+from .models import ApiClient, ErpEndpoint, OutboxDelivery, OutboxEvent
+from .services import delete_endpoint, replay_deliveries
 
 
 @admin.register(OutboxEvent)
@@ -20,3 +26,90 @@ class OutboxEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(ApiClient)
+class ApiClientAdmin(admin.ModelAdmin):
+    """Create clients here or with ``manage.py create_api_client``; the token is shown once."""
+
+    list_display = ["name", "scope", "is_active", "token_hint", "created_at", "last_used_at"]
+    list_filter = ["scope", "is_active"]
+    search_fields = ["name"]
+    fields = ["name", "scope", "is_active", "token_hint", "created_at", "last_used_at"]
+    readonly_fields = ["token_hint", "created_at", "last_used_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "name", "scope"] if obj else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            obj.save(update_fields=["is_active"])
+            return
+        try:
+            client, token = create_api_client(name=obj.name, scope=obj.scope)
+        except DomainError as exc:
+            raise ValidationError(exc.message) from exc
+        obj.pk = client.pk
+        self.message_user(
+            request,
+            f"Token for {client.name} (copy it now, it is not shown again): {token}",
+            messages.WARNING,
+        )
+
+
+@admin.register(ErpEndpoint)
+class ErpEndpointAdmin(admin.ModelAdmin):
+    list_display = ["code", "url", "active", "event_types"]
+    list_filter = ["active"]
+    search_fields = ["code", "url"]
+
+    def delete_model(self, request, obj):
+        delete_endpoint(obj)
+
+    def delete_queryset(self, request, queryset):
+        for endpoint in queryset:
+            delete_endpoint(endpoint)
+
+
+@admin.register(OutboxDelivery)
+class OutboxDeliveryAdmin(admin.ModelAdmin):
+    """Deliveries per endpoint; dead letters can be replayed."""
+
+    list_display = [
+        "id",
+        "event",
+        "endpoint_code",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "delivered_at",
+        "last_error",
+    ]
+    list_filter = ["status", "endpoint_code"]
+    search_fields = ["aggregate_key", "event__event_id"]
+    list_select_related = ["event"]
+    actions = ["replay"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        lag = delivery_lag()
+        self.message_user(
+            request,
+            f"Pending: {lag['pending']}, dead letters: {lag['dead']}, oldest undelivered: "
+            f"{lag['oldest_age_seconds']:.0f} s old.",
+            messages.INFO,
+        )
+        return super().changelist_view(request, extra_context)
+
+    @admin.action(description="Replay the selected dead letters", permissions=["view"])
+    def replay(self, request, queryset):
+        count = replay_deliveries(queryset)
+        self.message_user(request, f"{count} dead letter(s) queued again.", messages.SUCCESS)

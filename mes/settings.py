@@ -220,10 +220,50 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("MES_CELERY_QUEUE", "celery")
 CELERY_BEAT_SCHEDULE: dict = {}
 
 # --- PLC polling (shopfloor.plc) -------------------------------------------------------------
 # Poll groups map to Celery queues; the beat schedule entries for polling are added below.
+# Each group is polled by one cycle task per beat on queue ``plc.<group>``; give every such
+# queue one worker process (``-Q plc.<group> --concurrency 1``) so connections are reused.
+MES_PLC_GROUPS = env_list("MES_PLC_GROUPS", ["default"])
+_plc_group_chars = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
+for _group in MES_PLC_GROUPS:
+    if not (len(_group) <= 32 and set(_group) <= _plc_group_chars and _group[0] not in "_-"):
+        raise ImproperlyConfigured(f"MES_PLC_GROUPS: {_group!r} is not a valid group name.")
+MES_PLC_BEAT_MS = env_int("MES_PLC_BEAT_MS", 1000, minimum=100)  # how often a cycle starts
+MES_PLC_WAIT_MS = env_int("MES_PLC_WAIT_MS", 500, minimum=20)  # longest wait for answers
+MES_PLC_OFFLINE_AFTER = env_int("MES_PLC_OFFLINE_AFTER", 3, minimum=1)  # failed polls
+MES_PLC_BACKOFF_MAX_SECONDS = env_int("MES_PLC_BACKOFF_MAX_SECONDS", 30, minimum=1)
+MES_PLC_IDLE_DOWNTIME_SECONDS = env_int("MES_PLC_IDLE_DOWNTIME_SECONDS", 120, minimum=1)
+MES_PLC_REPORT_SECONDS = env_int("MES_PLC_REPORT_SECONDS", 5, minimum=1)  # booking batch
+MES_PLC_MAX_PARTS_PER_SECOND = env_int("MES_PLC_MAX_PARTS_PER_SECOND", 50, minimum=1)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        f"plc-poll-{_group}": {
+            "task": "shopfloor.tasks.poll_plc_group",
+            "schedule": MES_PLC_BEAT_MS / 1000,
+            "args": [_group],
+            # A cycle nobody picked up within two beats is stale: the next one is coming.
+            "options": {"queue": f"plc.{_group}", "expires": 2 * MES_PLC_BEAT_MS / 1000},
+        }
+        for _group in MES_PLC_GROUPS
+    }
+)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "plc-book-counts": {
+            "task": "shopfloor.tasks.book_plc_counts",
+            "schedule": MES_PLC_REPORT_SECONDS,
+            "options": {"expires": MES_PLC_REPORT_SECONDS},
+        }
+    }
+)
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # The filesystem transport looks for messages once a second by default, which would
+    # add up to a second to every poll cycle of the demo.
+    CELERY_BROKER_TRANSPORT_OPTIONS.setdefault("polling_interval", 0.1)
 
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -269,6 +309,19 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+# --- ERP outbox delivery (erp_sync.delivery) ---------------------------------------------------
+MES_OUTBOX_TIMEOUT = env_int("MES_OUTBOX_TIMEOUT", 5, minimum=1)  # seconds per POST
+MES_OUTBOX_BACKOFF_BASE = env_int("MES_OUTBOX_BACKOFF_BASE", 2, minimum=1)
+MES_OUTBOX_BACKOFF_CAP = env_int("MES_OUTBOX_BACKOFF_CAP", 300, minimum=1)
+MES_OUTBOX_MAX_AGE = env_int("MES_OUTBOX_MAX_AGE", 86400, minimum=1)  # then dead letter
+MES_OUTBOX_LEASE_SECONDS = env_int("MES_OUTBOX_LEASE_SECONDS", 30, minimum=1)
+MES_OUTBOX_PASS_SECONDS = env_int("MES_OUTBOX_PASS_SECONDS", 10, minimum=1)
+CELERY_BEAT_SCHEDULE["deliver-outbox"] = {
+    "task": "erp_sync.tasks.deliver_outbox",
+    "schedule": float(env_int("MES_OUTBOX_INTERVAL_SECONDS", 1, minimum=1)),
+    "options": {"expires": 5},
 }
 
 # --- MES ------------------------------------------------------------------------------------

@@ -10,8 +10,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 
+from erp_sync.delivery import delivery_lag
+
 from . import selectors
-from .choices import WorkOrderStatus
+from .accounts import has_role
+from .choices import Role, WorkOrderStatus
 from .filters import WorkOrderFilter
 from .models import Machine
 from .statemachine import WORK_ORDER_TERMINAL
@@ -34,6 +37,9 @@ def home(request: HttpRequest) -> HttpResponse:
         .values_list("state")
         .annotate(n=Count("id"))
     )
+    erp_lag = None
+    if has_role(request.user, Role.SUPERVISOR, Role.PLANNER, Role.ADMIN):
+        erp_lag = delivery_lag()
     return render(
         request,
         "mes/home.html",
@@ -41,6 +47,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "status_counts": [(s, counts.get(s.value, 0)) for s in WorkOrderStatus],
             "late_count": late,
             "machine_states": sorted(machine_states.items()),
+            "erp_lag": erp_lag,
         },
     )
 

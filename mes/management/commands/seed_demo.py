@@ -18,6 +18,9 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from erp_sync.management.commands.erp_simulator import DEMO_SECRET as DEMO_ERP_SECRET
+from erp_sync.models import EventType
+from erp_sync.services import upsert_endpoint
 from mes import services
 from mes.accounts import create_operator
 from mes.choices import MachineState, OperationStatus, Role, WorkOrderStatus
@@ -133,6 +136,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         with transaction.atomic():
+            # First, so that the demo ERP receives the seeded history too.
+            upsert_endpoint(
+                "demo-erp",
+                url="http://127.0.0.1:8089/events",
+                secret=DEMO_ERP_SECRET,
+                event_types=list(EventType.values),
+                active=True,
+            )
             plant = self._master_data()
             created = self._work_orders(plant)
             self._machine_states(plant)

@@ -1,0 +1,11 @@
+"""Celery tasks of the ERP side: thin, they call erp_sync.delivery."""
+
+from celery import shared_task
+
+from .delivery import deliver_pending
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def deliver_outbox() -> dict:
+    report = deliver_pending()
+    return {"delivered": report.delivered, "failed": report.failed, "dead": report.dead}

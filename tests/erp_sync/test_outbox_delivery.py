@@ -1,0 +1,194 @@
+"""Outbox delivery against the ERP simulator on loopback: signatures, idempotency keys,
+order per work order, retries with backoff, dead letters and replay."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import urllib.request
+
+import pytest
+
+from erp_sync import services as erp_services
+from erp_sync.delivery import backoff, deliver_pending, delivery_lag
+from erp_sync.models import DeliveryStatus, EventType, OutboxDelivery, OutboxEvent
+from erp_sync.simulator import ErpState, serve
+from mes import services
+from tests.factories import make_work_order
+
+SECRET = "test-secret-0123456789abcdef"
+
+
+@pytest.fixture
+def erp(tmp_path):
+    """The simulator in a thread on a free loopback port."""
+    state = ErpState(secret=SECRET, state_file=tmp_path / "erp.jsonl", slow_seconds=1.5)
+    server = serve(state, port=0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/events"
+    yield state
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+@pytest.fixture
+def endpoint(erp, db):
+    endpoint, _, _ = erp_services.upsert_endpoint(
+        "erp-test", url=erp.url, secret=SECRET, event_types=list(EventType.values), active=True
+    )
+    return endpoint
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(settings):
+    settings.MES_OUTBOX_BACKOFF_BASE = 0
+    settings.MES_OUTBOX_TIMEOUT = 1
+    settings.MES_OUTBOX_PASS_SECONDS = 20
+
+
+def _events_by_aggregate() -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for event in OutboxEvent.objects.order_by("id"):
+        out.setdefault(event.aggregate_key, []).append(str(event.event_id))
+    return out
+
+
+def _applied_by_aggregate(erp: ErpState) -> dict[str, list[str]]:
+    by_id = {str(e.event_id): e.aggregate_key for e in OutboxEvent.objects.all()}
+    out: dict[str, list[str]] = {}
+    for record in erp.applied:
+        out.setdefault(by_id[record["id"]], []).append(record["id"])
+    return out
+
+
+def _produce(supervisor, operator, orders: int = 3) -> None:
+    for _ in range(orders):
+        wo = make_work_order(actor=supervisor, steps=2)
+        op = services.start_operation(wo.operations.get(sequence=10), operator=operator)
+        services.report_quantity(op, actor=operator, good=10, scrap=1)
+        services.complete_operation(op, actor=operator)
+
+
+def test_events_are_signed_keyed_and_delivered_in_order(endpoint, erp, supervisor, operator):
+    _produce(supervisor, operator)
+    assert OutboxDelivery.objects.filter(status=DeliveryStatus.PENDING).count() > 10
+    report = deliver_pending()
+    assert report.failed == 0 and erp.rejected == 0
+    assert _applied_by_aggregate(erp) == _events_by_aggregate()
+    assert not OutboxDelivery.objects.exclude(status=DeliveryStatus.DELIVERED).exists()
+    assert delivery_lag() == {"pending": 0, "dead": 0, "oldest_age_seconds": 0}
+    types = {record["type"] for record in erp.applied}
+    assert types == {"work_order.updated", "confirmation.created"}
+
+
+def test_signature_is_hmac_of_the_raw_body(endpoint, erp, supervisor):
+    captured = {}
+
+    class Capture:
+        def post(self, url, content, headers):
+            captured.update(url=url, body=content, headers=headers)
+            raise __import__("httpx").ConnectError("stop here")
+
+    make_work_order(actor=supervisor, release=False)
+    deliver_pending(client=Capture(), budget_seconds=1)
+    expected = "sha256=" + hmac.new(SECRET.encode(), captured["body"], hashlib.sha256).hexdigest()
+    assert captured["headers"]["X-MES-Signature"] == expected
+    envelope = json.loads(captured["body"])
+    assert captured["headers"]["Idempotency-Key"] == envelope["id"]
+    assert envelope["type"] == "work_order.updated"
+    assert envelope["data"]["status"] == "planned"
+    assert envelope["occurred_at"].endswith("Z")
+
+
+@pytest.mark.parametrize("mode", ["500", "slow", "drop"])
+def test_failures_are_retried_until_delivered_once(
+    endpoint, erp, supervisor, operator, mode, settings
+):
+    erp.fail_rate, erp.fail_mode = 0.5, mode
+    if mode == "slow":  # the simulator answers after the MES stopped waiting
+        settings.MES_OUTBOX_TIMEOUT, erp.slow_seconds = 0.3, 0.6
+    _produce(supervisor, operator, orders=1 if mode == "slow" else 2)
+    for _ in range(60):
+        deliver_pending(budget_seconds=5)
+        if not OutboxDelivery.objects.filter(status=DeliveryStatus.PENDING).exists():
+            break
+    assert not OutboxDelivery.objects.exclude(status=DeliveryStatus.DELIVERED).exists()
+    assert _applied_by_aggregate(erp) == _events_by_aggregate()  # once each, in order
+    assert OutboxDelivery.objects.filter(attempts__gt=1).exists()
+    if mode == "slow":
+        assert erp.duplicates > 0  # applied, answered too late, retried, deduplicated
+
+
+def test_a_failing_head_blocks_later_events_of_the_same_order_only(endpoint, erp, supervisor):
+    first = make_work_order(actor=supervisor, release=False, number="WO-A")
+    make_work_order(actor=supervisor, release=False, number="WO-B")
+    services.release_work_order(first, actor=supervisor)
+    blocked = OutboxDelivery.objects.filter(aggregate_key="WO-A").order_by("id")
+    head = blocked.first()
+    OutboxDelivery.objects.filter(pk=head.pk).update(locked_until="2999-01-01T00:00:00Z")
+    deliver_pending(budget_seconds=2)
+    assert [r["aggregate"] for r in erp.applied] == ["WO-B"]
+    assert set(blocked.values_list("status", flat=True)) == {DeliveryStatus.PENDING}
+
+
+def test_dead_letter_after_max_age_then_replay(endpoint, erp, supervisor, settings):
+    settings.MES_OUTBOX_MAX_AGE = 0
+    erp.fail_rate = 1.0
+    make_work_order(actor=supervisor, release=False)
+    deliver_pending(budget_seconds=2)
+    dead = OutboxDelivery.objects.get()
+    assert dead.status == DeliveryStatus.DEAD and "HTTP 500" in dead.last_error
+    assert delivery_lag()["dead"] == 1
+    erp.fail_rate = 0.0
+    assert erp_services.replay_deliveries([dead]) == 1
+    deliver_pending(budget_seconds=2)
+    dead.refresh_from_db()
+    assert dead.status == DeliveryStatus.DELIVERED
+    assert len(erp.applied) == 1
+
+
+def test_wrong_secret_is_not_delivered(endpoint, erp, supervisor):
+    erp_services.upsert_endpoint(
+        "erp-test",
+        url=erp.url,
+        secret="another-secret-123456",
+        event_types=["work_order.updated"],
+        active=True,
+    )
+    make_work_order(actor=supervisor, release=False)
+    report = deliver_pending(budget_seconds=1)
+    assert report.delivered == 0 and erp.rejected >= 1
+    assert OutboxDelivery.objects.get().status == DeliveryStatus.PENDING
+
+
+def test_endpoint_gets_only_its_event_types_and_delete_keeps_dead_letters(erp, supervisor):
+    endpoint, _, _ = erp_services.upsert_endpoint(
+        "orders-only",
+        url=erp.url,
+        secret=SECRET,
+        event_types=["work_order.updated"],
+        active=True,
+    )
+    make_work_order(actor=supervisor, steps=1)
+    assert set(OutboxDelivery.objects.values_list("event__event_type", flat=True)) == {
+        "work_order.updated"
+    }
+    pending = OutboxDelivery.objects.count()
+    assert erp_services.delete_endpoint(endpoint) == pending
+    assert set(OutboxDelivery.objects.values_list("status", "endpoint_code")) == {
+        ("dead", "orders-only")
+    }
+
+
+def test_backoff_is_capped_exponential(settings):
+    settings.MES_OUTBOX_BACKOFF_BASE, settings.MES_OUTBOX_BACKOFF_CAP = 2, 60
+    assert [backoff(n).total_seconds() for n in (1, 2, 3, 4, 5, 6, 10)] == [2, 4, 8, 16, 32, 60, 60]
+
+
+def test_simulator_reports_what_it_applied(erp):
+    with urllib.request.urlopen(erp.url.replace("/events", "/received"), timeout=5) as response:
+        assert json.loads(response.read()) == {"applied": [], "duplicates": 0, "rejected": 0}
