@@ -1,0 +1,238 @@
+"""The outbox under faults, end to end: a real Celery worker (with beat) delivering to the
+ERP simulator as a separate process, over the suite's real broker (Redis in CI's
+PostgreSQL run, kombu's filesystem transport otherwise) and database.
+
+The ERP fails half of the requests, then goes away for a while, and the worker is killed
+with SIGKILL while a delivery is in flight. Afterwards every event is delivered, the ERP
+applied each idempotency key exactly once, and per work order the order is preserved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from urllib.parse import quote, urlparse
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from erp_sync import services as erp_services
+from erp_sync.models import DeliveryStatus, EventType, OutboxDelivery, OutboxEvent
+from mes import services
+from tests.factories import make_routing, make_work_order
+from tests.support import port_open, require
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "fault-test-secret-0123456789"
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = quote(db["USER"] or "")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"])
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Proc:
+    """A child process with its output in a log file, stopped for sure at the end."""
+
+    def __init__(self, args: list[str], env: dict, log: Path) -> None:
+        self.args, self.env, self.log = args, env, log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            self.args,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(15)
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+
+
+def _wait(what: str, condition, timeout: float, *procs: Proc) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    logs = "\n".join(f"--- {p.args[:6]}\n{p.tail()}" for p in procs)
+    pytest.fail(f"timed out waiting for {what}\n{logs}")
+
+
+@pytest.fixture
+def environment(tmp_path):
+    broker = settings.CELERY_BROKER_URL
+    if broker.startswith("redis://"):
+        parsed = urlparse(broker)
+        require(port_open(parsed.hostname, parsed.port or 6379), f"Redis at {broker}")
+    env = {
+        **os.environ,
+        "SECRET_KEY": "fault-test",
+        "DATABASE_URL": _database_url(),
+        "CELERY_BROKER_URL": broker,
+        "MES_CELERY_QUEUE": f"fault-test-{uuid.uuid4().hex[:8]}",
+        "MES_VAR_DIR": str(tmp_path / "var"),
+        "MES_OUTBOX_INTERVAL_SECONDS": "1",
+        "MES_OUTBOX_BACKOFF_BASE": "1",
+        "MES_OUTBOX_BACKOFF_CAP": "2",
+        "MES_OUTBOX_LEASE_SECONDS": "3",
+        "MES_OUTBOX_TIMEOUT": "3",
+        "MES_OUTBOX_PASS_SECONDS": "3",
+    }
+    return env
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outbox_survives_failing_erp_outage_and_killed_worker(
+    environment, tmp_path, supervisor, operator
+):
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    erp = Proc(
+        [
+            sys.executable,
+            "manage.py",
+            "erp_simulator",
+            "--port",
+            str(port),
+            "--secret",
+            SECRET,
+            "--state-file",
+            str(tmp_path / "erp.jsonl"),
+            "--fail-rate",
+            "0.5",
+            "--seed",
+            "7",
+        ],
+        environment,
+        tmp_path / "erp.log",
+    )
+    worker = Proc(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "mes",
+            "worker",
+            "--beat",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "INFO",
+            "-Q",
+            environment["MES_CELERY_QUEUE"],
+            "--schedule",
+            str(tmp_path / "beat-schedule"),
+        ],
+        environment,
+        tmp_path / "worker.log",
+    )
+
+    def received() -> dict:
+        try:
+            with urllib.request.urlopen(f"{base}/received", timeout=2) as response:
+                return json.loads(response.read())
+        except OSError:
+            return {"applied": [], "duplicates": 0}
+
+    def control(**change) -> None:
+        request = urllib.request.Request(
+            f"{base}/_control", data=json.dumps(change).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5):
+            pass
+
+    def produce(orders: int) -> None:
+        routing = make_routing(2)
+        for _ in range(orders):
+            wo = make_work_order(actor=supervisor, routing=routing)
+            op = services.start_operation(wo.operations.get(sequence=10), operator=operator)
+            services.report_quantity(op, actor=operator, good=5)
+            services.complete_operation(op, actor=operator)
+
+    try:
+        erp.start()
+        _wait("the ERP simulator", lambda: port_open("127.0.0.1", port), 30, erp)
+        erp_services.upsert_endpoint(
+            "erp",
+            url=f"{base}/events",
+            secret=SECRET,
+            event_types=list(EventType.values),
+            active=True,
+        )
+        produce(4)
+        worker.start()
+        _wait("first deliveries", lambda: len(received()["applied"]) >= 8, 60, erp, worker)
+
+        # The ERP goes away for a while; the floor keeps producing.
+        erp.kill(signal.SIGTERM)
+        produce(2)
+        time.sleep(3)
+        erp.start()
+        _wait("the ERP back", lambda: port_open("127.0.0.1", port), 30, erp)
+
+        # A delivery in flight (the ERP applies it, then answers slowly) when the worker dies.
+        control(fail_rate=1.0, fail_mode="slow", slow_seconds=2.5)
+        before = len(received()["applied"])
+        _wait("a delivery in flight", lambda: len(received()["applied"]) > before, 60, erp, worker)
+        worker.kill(signal.SIGKILL)
+        control(fail_rate=0.5, fail_mode="500")
+        produce(1)
+        worker.start()
+
+        _wait(
+            "every event delivered",
+            lambda: not OutboxDelivery.objects.exclude(status=DeliveryStatus.DELIVERED).exists(),
+            120,
+            erp,
+            worker,
+        )
+        state = received()
+    finally:
+        worker.kill()
+        erp.kill()
+
+    events = list(OutboxEvent.objects.order_by("id"))
+    applied = [record["id"] for record in state["applied"]]
+    assert len(applied) == len(set(applied)), "an idempotency key was applied twice"
+    assert sorted(applied) == sorted(str(e.event_id) for e in events)  # nothing lost
+    assert state["duplicates"] >= 1  # the in-flight delivery was retried and deduplicated
+    by_id = {str(e.event_id): e.aggregate_key for e in events}
+    applied_order: dict[str, list[str]] = {}
+    for key in applied:
+        applied_order.setdefault(by_id[key], []).append(key)
+    outbox_order: dict[str, list[str]] = {}
+    for e in events:
+        outbox_order.setdefault(e.aggregate_key, []).append(str(e.event_id))
+    assert applied_order == outbox_order  # in order per work order
+    assert OutboxDelivery.objects.filter(attempts__gt=1).exists()
