@@ -54,16 +54,20 @@ def routing_by_code(code: str | None) -> Routing | None:
 # --- Work orders ------------------------------------------------------------------------------
 
 
+RENDERED_FIELDS = ("pk", "number", "version", "updated_at", "rendered")
+
+
 def work_order(number: str) -> WorkOrder | None:
-    return mes_selectors.work_orders_with_operations().filter(number=number).first()
+    return WorkOrder.objects.only(*RENDERED_FIELDS).filter(number=number).first()
 
 
-def work_order_data(wo: WorkOrder) -> dict:
-    return mes_selectors.work_order_representation(wo, list(wo.operations.all()))
+def work_order_json(wo: WorkOrder) -> str:
+    """The representation as JSON text: stored by the services on every change."""
+    return mes_selectors.rendered_work_order(wo)
 
 
 def work_orders_filtered(query: dict) -> QuerySet[WorkOrder]:
-    queryset = mes_selectors.work_orders_with_operations()
+    queryset = WorkOrder.objects.only(*RENDERED_FIELDS)
     if "status" in query:
         queryset = queryset.filter(status=query["status"])
     if "priority" in query:
@@ -73,8 +77,8 @@ def work_orders_filtered(query: dict) -> QuerySet[WorkOrder]:
     return queryset
 
 
-def work_orders_data(rows: list[WorkOrder]) -> list[dict]:
-    return [work_order_data(wo) for wo in rows]
+def work_orders_json(rows: list[WorkOrder]) -> str:
+    return "[" + ",".join(work_order_json(wo) for wo in rows) + "]"
 
 
 # --- Confirmations ----------------------------------------------------------------------------

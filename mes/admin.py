@@ -28,14 +28,22 @@ from .models import (
 )
 
 
+class CodeFixedAdmin(admin.ModelAdmin):
+    """Codes are the ERP's keys (and part of stored work-order renderings): set once."""
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        return [*fields, "code"] if obj is not None else fields
+
+
 @admin.register(Site)
-class SiteAdmin(admin.ModelAdmin):
+class SiteAdmin(CodeFixedAdmin):
     list_display = ["code", "name", "time_zone"]
     search_fields = ["code", "name"]
 
 
 @admin.register(Area)
-class AreaAdmin(admin.ModelAdmin):
+class AreaAdmin(CodeFixedAdmin):
     list_display = ["code", "name", "site"]
     list_filter = ["site"]
     search_fields = ["code", "name"]
@@ -43,7 +51,7 @@ class AreaAdmin(admin.ModelAdmin):
 
 
 @admin.register(WorkCenter)
-class WorkCenterAdmin(admin.ModelAdmin):
+class WorkCenterAdmin(CodeFixedAdmin):
     list_display = ["code", "name", "area"]
     list_filter = ["area__site", "area"]
     search_fields = ["code", "name"]
@@ -51,7 +59,7 @@ class WorkCenterAdmin(admin.ModelAdmin):
 
 
 @admin.register(Machine)
-class MachineAdmin(admin.ModelAdmin):
+class MachineAdmin(CodeFixedAdmin):
     list_display = ["code", "name", "work_center", "state", "state_since", "is_active"]
     list_filter = ["state", "is_active", "work_center__area", "work_center"]
     search_fields = ["code", "name"]
@@ -60,7 +68,7 @@ class MachineAdmin(admin.ModelAdmin):
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(CodeFixedAdmin):
     list_display = ["code", "name", "unit"]
     search_fields = ["code", "name"]
 
@@ -77,7 +85,7 @@ class RoutingStepInline(admin.TabularInline):
 
 
 @admin.register(Routing)
-class RoutingAdmin(admin.ModelAdmin):
+class RoutingAdmin(CodeFixedAdmin):
     list_display = ["code", "product", "version", "active"]
     list_filter = ["active", "product"]
     search_fields = ["code", "product__code", "product__name"]

@@ -178,6 +178,8 @@ class WorkOrder(models.Model):
     updated_at = models.DateTimeField(_("updated"), default=timezone.now, db_index=True)
     # Bumped by every change of the order or one of its operations (ETag, stale-edit checks).
     version = models.PositiveIntegerField(default=1, editable=False)
+    # The contract's representation as JSON text, rendered by the services on every change.
+    rendered = models.TextField(blank=True, editable=False)
 
     class Meta:
         ordering = ["due_date", "number"]

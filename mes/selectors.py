@@ -4,6 +4,8 @@ the API alike)."""
 
 from __future__ import annotations
 
+import json
+
 from django.db.models import Prefetch, QuerySet
 
 from .choices import OperationStatus, WorkOrderStatus
@@ -90,6 +92,29 @@ def work_order_representation(wo: WorkOrder, operations: list[Operation] | None 
         "operations": [operation_representation(op) for op in operations],
         "updated_at": iso_utc(wo.updated_at),
     }
+
+
+def render_json(data: dict) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def rendered_work_order(wo: WorkOrder) -> str:
+    """The stored rendering, or (for a row that predates it) a fresh one."""
+    return wo.rendered or render_json(work_order_representation(wo))
+
+
+def rerender_work_orders(queryset: QuerySet[WorkOrder], batch: int = 500) -> int:
+    """Refresh the stored renderings (after a migration, a bulk import or a code change of
+    master data). Returns how many rows were written."""
+    count = 0
+    ids = list(queryset.order_by("pk").values_list("pk", flat=True))
+    for start in range(0, len(ids), batch):
+        rows = list(work_orders_with_operations().filter(pk__in=ids[start : start + batch]))
+        for wo in rows:
+            wo.rendered = render_json(work_order_representation(wo, list(wo.operations.all())))
+        WorkOrder.objects.bulk_update(rows, ["rendered"])
+        count += len(rows)
+    return count
 
 
 def machines_of_work_center(work_center_id: int) -> QuerySet[Machine]:

@@ -45,7 +45,7 @@ from .models import (
     Routing,
     WorkOrder,
 )
-from .selectors import work_order_representation
+from .selectors import render_json, work_order_representation
 from .statemachine import (
     OPERATION_COUNTING,
     WORK_ORDER_ACTIVE,
@@ -275,13 +275,16 @@ def _save_work_order(wo: WorkOrder, ops: list[Operation] | None, *fields: str) -
     since the representation includes operations) and emit ``work_order.updated``."""
     wo.version += 1
     wo.updated_at = clock.next_time(clock.WORK_ORDERS)
-    wo.save(update_fields=[*fields, "version", "updated_at"])
     if ops is None:
         ops = list(wo.operations.select_related("work_center", "machine").order_by("sequence"))
+    data = work_order_representation(wo, ops)
+    # The representation is kept rendered on the row: the API serves it without rebuilding.
+    wo.rendered = render_json(data)
+    wo.save(update_fields=[*fields, "version", "updated_at", "rendered"])
     record_event(
         event_type=EventType.WORK_ORDER_UPDATED,
         aggregate_key=wo.number,
-        data=work_order_representation(wo, ops),
+        data=data,
         occurred_at=wo.updated_at,
     )
 
@@ -484,7 +487,6 @@ def create_work_order(
             notes=notes,
             status=WO.PLANNED,
             created_at=at,
-            updated_at=clock.next_time(clock.WORK_ORDERS),
         )
         _audit(
             actor,
@@ -504,12 +506,7 @@ def create_work_order(
         )
         if release:
             return release_work_order(wo, actor=actor, at=at)
-        record_event(
-            event_type=EventType.WORK_ORDER_UPDATED,
-            aggregate_key=wo.number,
-            data=work_order_representation(wo, []),
-            occurred_at=wo.updated_at,
-        )
+        _save_work_order(wo, [])
         return wo
 
 
