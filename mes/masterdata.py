@@ -82,7 +82,8 @@ def _step_values(steps: list[dict]) -> list[dict]:
         for wc in WorkCenter.objects.filter(code__in={step["work_center"] for step in steps})
     }
     values = []
-    for index, step in enumerate(sorted(steps, key=lambda s: s["sequence"])):
+    # Errors name the step by its index in the request, not its place after sorting.
+    for index, step in sorted(enumerate(steps), key=lambda pair: pair[1]["sequence"]):
         wc = centers.get(step["work_center"])
         if wc is None:
             raise UnknownReference(

@@ -4,8 +4,9 @@ authorise by scope, call a service or selector, and render plain data."""
 from __future__ import annotations
 
 import json
+import re
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -53,6 +54,7 @@ IF_NONE_MATCH = OpenApiParameter(
     required=False,
     description="Answer 304 when the order's ETag is this.",
 )
+CODE_RE = re.compile(s.CODE_REGEX)
 CODE_PATH = OpenApiParameter(
     "code", OpenApiTypes.STR, OpenApiParameter.PATH, pattern=s.CODE_REGEX[1:-1]
 )
@@ -113,8 +115,15 @@ def with_etag(response: HttpResponse, wo: WorkOrder) -> HttpResponse:
 # --- Work orders ------------------------------------------------------------------------------
 
 
+def code_or_404(code: str, what: str) -> str:
+    """Codes that cannot exist (bad characters, a NUL byte) are simply not found."""
+    if not CODE_RE.match(code):
+        raise NotFound(f"No {what} {code!r}.")
+    return code
+
+
 def _work_order_or_404(number: str) -> WorkOrder:
-    wo = api_selectors.work_order(number)
+    wo = api_selectors.work_order(code_or_404(number, "work order"))
     if wo is None:
         raise NotFound(f"Work order {number} does not exist.")
     return wo
@@ -173,7 +182,8 @@ class WorkOrderDetailView(ApiView):
     )
     def get(self, request: Request, number: str) -> Response:
         wo = _work_order_or_404(number)
-        if etag_of(wo) in _etags(request.headers.get("If-None-Match", "")):
+        seen = _etags(request.headers.get("If-None-Match", ""))
+        if "*" in seen or etag_of(wo) in seen:
             return with_etag(Response(status=status.HTTP_304_NOT_MODIFIED), wo)
         return with_etag(json_response(api_selectors.work_order_json(wo)), wo)
 
@@ -197,43 +207,52 @@ class WorkOrderDetailView(ApiView):
         product = api_selectors.product_by_code(body["product"])
         routing = api_selectors.routing_by_code(body.get("routing"))
         actor = services.Actor.system(f"api:{request.auth.name}")
-        with transaction.atomic():
-            existing = WorkOrder.objects.filter(number=number).first()
-            expected = check_if_match(request, existing)
-            if existing is None:
-                wo = services.create_work_order(
-                    number=number,
-                    product=product,
-                    routing=routing,
-                    quantity=body["quantity"],
-                    due_date=body["due_date"],
-                    priority=body["priority"],
-                    notes=body["notes"],
-                    release=body["release"],
-                    actor=actor,
-                )
-                created = True
-            else:
-                try:
-                    wo, _ = services.update_work_order(
-                        existing,
-                        actor=actor,
-                        quantity=body["quantity"],
-                        due_date=body["due_date"],
-                        priority=body["priority"],
-                        notes=body["notes"],
-                        product=product,
-                        routing=routing,
-                        expected_version=expected,
-                    )
-                except StaleObject:
-                    raise PreconditionFailed() from None
-                if body["release"] and wo.status == "planned":
-                    wo = services.release_work_order(wo, actor=actor)
-                created = False
+        try:
+            with transaction.atomic():
+                created = self._upsert(request, number, body, product, routing, actor)
+        except IntegrityError:
+            # Two first deliveries of the same order raced and the other one created it:
+            # this one is an update (most likely "unchanged") of what the other wrote.
+            with transaction.atomic():
+                created = self._upsert(request, number, body, product, routing, actor)
         wo, text = _represent(number)
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return with_etag(json_response(text, code), wo)
+
+    def _upsert(self, request, number, body, product, routing, actor) -> bool:
+        """Create or update; True when created."""
+        existing = WorkOrder.objects.filter(number=number).first()
+        expected = check_if_match(request, existing)
+        if existing is None:
+            services.create_work_order(
+                number=number,
+                product=product,
+                routing=routing,
+                quantity=body["quantity"],
+                due_date=body["due_date"],
+                priority=body["priority"],
+                notes=body["notes"],
+                release=body["release"],
+                actor=actor,
+            )
+            return True
+        try:
+            wo, _ = services.update_work_order(
+                existing,
+                actor=actor,
+                quantity=body["quantity"],
+                due_date=body["due_date"],
+                priority=body["priority"],
+                notes=body["notes"],
+                product=product,
+                routing=routing,
+                expected_version=expected,
+            )
+        except StaleObject:
+            raise PreconditionFailed() from None
+        if body["release"] and wo.status == "planned":
+            services.release_work_order(wo, actor=actor)
+        return False
 
 
 class _WorkOrderTransitionView(ApiView):
@@ -337,6 +356,8 @@ class _MasterDataView(ApiView):
         return self.model.objects.select_related(*self.related)
 
     def get(self, request: Request, code: str | None = None) -> Response:
+        if code is not None:
+            code_or_404(code, str(self.model._meta.verbose_name))
         if code is None:
             query = self.parse(s.PageQuerySerializer, request.query_params)
             rows, next_link = page_by_code(
@@ -548,7 +569,7 @@ class ErpEndpointDetail(ApiView):
         responses={200: s.ErpEndpointSerializer, **ERRORS},
     )
     def get(self, request: Request, code: str) -> Response:
-        endpoint = ErpEndpoint.objects.filter(code=code).first()
+        endpoint = ErpEndpoint.objects.filter(code=code_or_404(code, "ERP endpoint")).first()
         if endpoint is None:
             raise NotFound(f"No ERP endpoint {code}.")
         return Response(api_selectors.endpoint_data(endpoint))
@@ -580,7 +601,7 @@ class ErpEndpointDetail(ApiView):
         responses={204: OpenApiResponse(description="Deleted"), **ERRORS},
     )
     def delete(self, request: Request, code: str) -> Response:
-        endpoint = ErpEndpoint.objects.filter(code=code).first()
+        endpoint = ErpEndpoint.objects.filter(code=code_or_404(code, "ERP endpoint")).first()
         if endpoint is None:
             raise NotFound(f"No ERP endpoint {code}.")
         erp_services.delete_endpoint(endpoint)

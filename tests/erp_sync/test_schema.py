@@ -1,0 +1,146 @@
+"""The OpenAPI 3 schema at /api/v1/schema/ and the docs at /api/v1/docs/ (local assets)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core.management import call_command
+from drf_spectacular.drainage import GENERATOR_STATS
+from drf_spectacular.validation import validate_schema
+
+from .helpers import API
+
+pytestmark = pytest.mark.django_db
+
+# Every path of the contract with the methods it names.
+CONTRACT = {
+    "/api/v1/work-orders/": {"get"},
+    "/api/v1/work-orders/{number}/": {"get", "put"},
+    "/api/v1/work-orders/{number}/hold/": {"post"},
+    "/api/v1/work-orders/{number}/release/": {"post"},
+    "/api/v1/work-orders/{number}/cancel/": {"post"},
+    "/api/v1/confirmations/": {"get"},
+    "/api/v1/machines/": {"get"},
+    "/api/v1/machines/{code}/": {"get", "put"},
+    "/api/v1/sites/": {"get"},
+    "/api/v1/sites/{code}/": {"get", "put"},
+    "/api/v1/areas/": {"get"},
+    "/api/v1/areas/{code}/": {"get", "put"},
+    "/api/v1/work-centers/": {"get"},
+    "/api/v1/work-centers/{code}/": {"get", "put"},
+    "/api/v1/products/": {"get"},
+    "/api/v1/products/{code}/": {"get", "put"},
+    "/api/v1/routings/": {"get"},
+    "/api/v1/routings/{code}/": {"get", "put"},
+    "/api/v1/erp-endpoints/": {"get"},
+    "/api/v1/erp-endpoints/{code}/": {"get", "put", "delete"},
+}
+METHODS = {"get", "put", "post", "patch", "delete", "head", "options", "trace"}
+
+
+@pytest.fixture(scope="module")
+def schema(django_db_blocker) -> dict:
+    from rest_framework.test import APIClient
+
+    with django_db_blocker.unblock():
+        response = APIClient().get(f"{API}/schema/", {"format": "json"})
+    assert response.status_code == 200, response.content[:300]
+    return response.json()
+
+
+def test_the_schema_command_validates_without_warnings(tmp_path):
+    GENERATOR_STATS.reset()
+    target = tmp_path / "schema.yaml"
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
+
+    assert target.read_text().startswith("openapi: 3.")
+
+
+def test_the_served_schema_is_valid_openapi_3(schema):
+    assert schema["openapi"].startswith("3.")
+    validate_schema(schema)  # raises on an invalid document
+    assert schema["info"]["version"]
+
+
+def test_the_schema_is_served_without_a_token(anon_client):
+    response = anon_client.get(f"{API}/schema/")
+    assert response.status_code == 200
+    assert b"openapi: 3." in response.content[:100]
+
+
+def test_the_schema_lists_every_path_of_the_contract(schema):
+    documented = {
+        path: {method for method in operations if method in METHODS}
+        for path, operations in schema["paths"].items()
+    }
+    for path, methods in CONTRACT.items():
+        assert path in documented, f"{path} is missing"
+        assert methods <= documented[path], (path, documented[path])
+
+
+def test_bearer_authentication_is_documented(schema):
+    schemes = schema["components"]["securitySchemes"]
+    assert any(s.get("type") == "http" and s.get("scheme") == "bearer" for s in schemes.values())
+
+
+def test_errors_are_documented_with_the_error_body(schema):
+    error = schema["components"]["schemas"]["Error"]
+    assert set(error["properties"]) == {"code", "detail", "errors"}
+    assert set(error["required"]) == {"code", "detail", "errors"}
+    for path, methods in CONTRACT.items():
+        for method in methods:
+            responses = schema["paths"][path][method]["responses"]
+            for status in ("400", "401", "403"):
+                assert status in responses, (path, method, status)
+                ref = responses[status]["content"]["application/json"]["schema"]["$ref"]
+                assert ref == "#/components/schemas/Error", (path, method, status)
+    put = schema["paths"]["/api/v1/work-orders/{number}/"]["put"]["responses"]
+    assert {"200", "201", "409", "412"} <= set(put)
+    get = schema["paths"]["/api/v1/work-orders/{number}/"]["get"]["responses"]
+    assert {"200", "304", "404"} <= set(get)
+    for action in ("hold", "release", "cancel"):
+        assert (
+            "409"
+            in schema["paths"][f"/api/v1/work-orders/{{number}}/{action}/"]["post"]["responses"]
+        )
+
+
+def test_the_work_order_representation_is_documented(schema):
+    work_order = schema["components"]["schemas"]["WorkOrder"]
+    assert {
+        "number",
+        "product",
+        "routing",
+        "quantity",
+        "due_date",
+        "priority",
+        "status",
+        "quantity_good",
+        "quantity_scrap",
+        "actual_start",
+        "actual_end",
+        "projected_end",
+        "at_risk",
+        "current_operation",
+        "operations",
+        "updated_at",
+    } <= set(work_order["properties"])
+
+
+def test_the_docs_page_uses_only_local_assets(anon_client):
+    response = anon_client.get(f"{API}/docs/")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    html = response.content.decode()
+    assert not re.search(r"https?://", html), re.findall(r"https?://[^\s\"'<>]+", html)
+    assert "//cdn" not in html and "unpkg" not in html and "jsdelivr" not in html
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
+    assert len(assets) >= 3, assets
+    for asset in assets:
+        assert asset.startswith("/static/"), asset
+        served = anon_client.get(asset)
+        assert served.status_code == 200, asset
+    assert re.search(r"/api/v1/schema/", html)
