@@ -12,6 +12,7 @@ from rest_framework import serializers
 
 from erp_sync.models import EventType
 from mes.choices import MachineState, OperationStatus, Priority, WorkOrderStatus
+from shopfloor.plc.config import POLL_INTERVAL_MS, TIMEOUT_MS
 
 CODE_REGEX = r"^[A-Za-z0-9._-]{1,64}$"
 CODE_FIELD = {"max_length": 64}
@@ -251,8 +252,13 @@ class ConnectionSerializer(serializers.Serializer):
     host = serializers.CharField(max_length=255)
     port = serializers.IntegerField(min_value=1, max_value=65535, default=502)
     unit_id = serializers.IntegerField(min_value=0, max_value=255, default=1)
-    poll_interval_ms = serializers.IntegerField(min_value=100, max_value=3_600_000, default=1000)
-    timeout_ms = serializers.IntegerField(min_value=10, max_value=60_000, default=500)
+    # The same bounds the poller validates with (shopfloor.plc.config).
+    poll_interval_ms = serializers.IntegerField(
+        min_value=POLL_INTERVAL_MS[0], max_value=POLL_INTERVAL_MS[1], default=1000
+    )
+    timeout_ms = serializers.IntegerField(
+        min_value=TIMEOUT_MS[0], max_value=TIMEOUT_MS[1], default=500
+    )
     registers = RegistersSerializer()
 
 

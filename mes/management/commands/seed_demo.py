@@ -36,6 +36,7 @@ from mes.models import (
     WorkCenter,
     WorkOrder,
 )
+from shopfloor.plc.demo import configure_demo_connections
 
 SITE = ("PLANT-1", "Riverside Plant", "Europe/Berlin")
 AREAS = [("FAB", "Fabrication"), ("ASM", "Assembly and finishing")]
@@ -147,6 +148,7 @@ class Command(BaseCommand):
             plant = self._master_data()
             created = self._work_orders(plant)
             self._machine_states(plant)
+            configure_demo_connections()  # the machines' PLCs: `manage.py simulate_plcs`
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo plant ready: {WorkOrder.objects.count()} work orders "

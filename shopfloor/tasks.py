@@ -1,0 +1,37 @@
+"""Celery tasks of the shop floor: thin, they call the poller and the services."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+
+from shopfloor.plc.poller import poller_for
+from shopfloor.plc.services import book_pending_counts
+
+logger = logging.getLogger("shopfloor.plc")
+
+
+# Not acknowledged late: a cycle lost with its worker is not worth redoing, the next beat
+# brings a fresh one.
+@shared_task(name="shopfloor.tasks.poll_plc_group", acks_late=False, ignore_result=True)
+def poll_plc_group(group: str) -> None:
+    """One beat of a poll group: its devices' cycle (several, for devices polled faster than
+    the beat). Runs on the group's queue ``plc.<group>``."""
+    for report in poller_for(group).run_window(settings.MES_PLC_BEAT_MS / 1000):
+        logger.debug("PLC group %s cycle: %s", group, report.as_dict())
+
+
+@shared_task(name="shopfloor.tasks.book_plc_counts", ignore_result=True)
+def book_plc_counts() -> None:
+    """Book the parts PLCs counted on the running operations (every few seconds)."""
+    summary = book_pending_counts()
+    if summary.booked or summary.unassigned:
+        logger.info(
+            "Booked PLC counts: %s machines on operations, %s unassigned (%s good, %s scrap)",
+            summary.booked,
+            summary.unassigned,
+            summary.good,
+            summary.scrap,
+        )
