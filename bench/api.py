@@ -115,7 +115,6 @@ def populate(orders: int) -> None:
     from django.db import connection
 
     from mes.models import Operation, WorkOrder
-
     from mes.selectors import rerender_work_orders
 
     call_command("migrate", verbosity=0)

@@ -341,10 +341,10 @@ def _to_quantity(value: Any, field: str) -> Decimal:
         raise ValidationFailed.field(field, f"{value!r} is not a number.") from None
     if not number.is_finite():
         raise ValidationFailed.field(field, "Enter a finite number.")
+    if abs(number) >= MAX_QUANTITY:  # before quantize(), which fails on huge numbers
+        raise ValidationFailed.field(field, f"At most {MAX_QUANTITY - 1:,} (11 digits).")
     if number != number.quantize(Decimal("0.001")):
         raise ValidationFailed.field(field, "At most three decimal places.")
-    if abs(number) >= MAX_QUANTITY:
-        raise ValidationFailed.field(field, f"At most {MAX_QUANTITY - 1:,} (11 digits).")
     return number
 
 

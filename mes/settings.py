@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "mes",
     "erp_sync",
     "shopfloor",
+    "shopfloor.terminal",
 ]
 
 MIDDLEWARE = [
@@ -116,6 +117,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
@@ -322,6 +324,16 @@ CELERY_BEAT_SCHEDULE["deliver-outbox"] = {
     "task": "erp_sync.tasks.deliver_outbox",
     "schedule": float(env_int("MES_OUTBOX_INTERVAL_SECONDS", 1, minimum=1)),
     "options": {"expires": 5},
+}
+
+# --- Operator terminals (shopfloor.terminal) ---------------------------------------------------
+MES_TERMINAL_IDLE_SECONDS = env_int("MES_TERMINAL_IDLE_SECONDS", 300, minimum=10)
+MES_TERMINAL_MAX_FAILURES = env_int("MES_TERMINAL_MAX_FAILURES", 5, minimum=1)
+MES_TERMINAL_LOCKOUT_SECONDS = env_int("MES_TERMINAL_LOCKOUT_SECONDS", 300, minimum=1)
+MES_TERMINAL_POLL_MS = env_int("MES_TERMINAL_POLL_MS", 1500, minimum=200)
+CELERY_BEAT_SCHEDULE["prune-terminal-records"] = {
+    "task": "shopfloor.terminal.tasks.prune_terminal_records",
+    "schedule": 3600.0,
 }
 
 # --- MES ------------------------------------------------------------------------------------

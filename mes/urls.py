@@ -8,10 +8,15 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("work-orders/", views.work_order_list, name="work_order_list"),
     path("work-orders/<str:number>/", views.work_order_detail, name="work_order_detail"),
+    path(
+        "work-orders/<str:number>/traveler/", views.work_order_traveler, name="work_order_traveler"
+    ),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("erp_sync.api.urls")),
+    path("terminal/", include("shopfloor.terminal.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
 ]
 
 handler404 = "erp_sync.api.exceptions.json_not_found"

@@ -9,11 +9,13 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 
 from erp_sync.delivery import delivery_lag
 
 from . import selectors
 from .accounts import has_role
+from .barcode import code128_svg
 from .choices import Role, WorkOrderStatus
 from .filters import WorkOrderFilter
 from .models import Machine
@@ -82,5 +84,26 @@ def work_order_detail(request: HttpRequest, number: str) -> HttpResponse:
             "operations": list(work_order.operations.all()),
             "history": selectors.work_order_history(work_order),
             "now": timezone.now(),
+        },
+    )
+
+
+@login_required
+def work_order_traveler(request: HttpRequest, number: str) -> HttpResponse:
+    """The printable traveler: a barcode for the order and one per operation, which the
+    terminals' scanners open directly."""
+    work_order = get_object_or_404(selectors.work_orders_with_operations(), number=number)
+    operations = list(work_order.operations.all())
+    return render(
+        request,
+        "mes/traveler.html",
+        {
+            "wo": work_order,
+            "wo_barcode": mark_safe(code128_svg(work_order.number)),
+            "rows": [
+                (op, mark_safe(code128_svg(f"{work_order.number}/{op.sequence}")))
+                for op in operations
+            ],
+            "printed_at": timezone.now(),
         },
     )

@@ -3,11 +3,11 @@
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.hashers import check_password
 from django.urls import reverse
 from django.utils import timezone
 
 from mes import services
+from mes.accounts import operator_by_badge
 from mes.choices import WorkOrderStatus
 from mes.models import AuditRecord, Routing, WorkOrder
 
@@ -161,7 +161,9 @@ def test_operator_pin_is_stored_hashed_from_admin(admin_client, operator):
     )
     assert response.status_code == 302
     profile.refresh_from_db()
-    assert "9876" not in profile.pin_hash and check_password("9876", profile.pin_hash)
+    assert "9876" not in profile.pin_hash
+    assert operator_by_badge("1001", "9876") == operator
+    assert operator_by_badge("1001", "1234") is None
     bad = admin_client.post(
         reverse("admin:mes_operatorprofile_change", args=[profile.pk]),
         {"user": operator.pk, "badge": "1001", "pin": "12"},

@@ -1,0 +1,108 @@
+"""Reads for the terminal screens: machines with what runs on them, and the dispatch queue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Case, IntegerField, Value, When
+
+from mes.choices import OperationStatus, Priority, WorkOrderStatus
+from mes.models import Machine, Operation, WorkCenter
+from shopfloor.models import DowntimeRecord
+
+from .models import DowntimeReason
+
+Op = OperationStatus
+
+
+@dataclass
+class MachineTile:
+    machine: Machine
+    operation: Operation | None
+    downtime: DowntimeRecord | None  # open and still without a reason
+
+    @property
+    def needs_reason(self) -> bool:
+        return self.downtime is not None
+
+
+def machine_tiles(work_center: WorkCenter) -> list[MachineTile]:
+    machines = list(Machine.objects.filter(work_center=work_center, is_active=True))
+    ids = [m.pk for m in machines]
+    ops: dict[int, Operation] = {}
+    for op in (
+        Operation.objects.filter(machine_id__in=ids, status__in=[Op.RUNNING, Op.PAUSED])
+        .select_related("work_order__product")
+        .order_by("-status", "-updated_at")
+    ):
+        ops.setdefault(op.machine_id, op)
+    downtimes = {
+        d.machine_id: d
+        for d in DowntimeRecord.objects.filter(machine_id__in=ids, ended_at__isnull=True, reason="")
+    }
+    return [MachineTile(m, ops.get(m.pk), downtimes.get(m.pk)) for m in machines]
+
+
+def dispatch_queue(work_center: WorkCenter, limit: int = 30) -> list[Operation]:
+    """Ready and upcoming operations here, in dispatch order: rush first, then what can
+    start now, then by due date."""
+    return list(
+        Operation.objects.filter(
+            work_center=work_center,
+            status__in=[Op.READY, Op.PENDING],
+            work_order__status__in=[
+                WorkOrderStatus.RELEASED,
+                WorkOrderStatus.IN_PROGRESS,
+                WorkOrderStatus.ON_HOLD,
+            ],
+        )
+        .select_related("work_order__product")
+        .annotate(
+            rush=Case(
+                When(work_order__priority=Priority.RUSH, then=Value(0)),
+                default=Value(1),
+                output_field=IntegerField(),
+            ),
+            startable=Case(
+                When(status=Op.READY, then=Value(0)), default=Value(1), output_field=IntegerField()
+            ),
+        )
+        .order_by("rush", "startable", "work_order__due_date", "work_order__number", "sequence")[
+            :limit
+        ]
+    )
+
+
+def operation_for_terminal(pk: int) -> Operation | None:
+    return (
+        Operation.objects.select_related(
+            "work_order__product", "work_center", "machine", "last_operator"
+        )
+        .filter(pk=pk)
+        .first()
+    )
+
+
+def resolve_scan(code: str, work_center: WorkCenter | None) -> Operation | None:
+    """A scanned traveler barcode: ``WO-1001/20`` (an operation) or ``WO-1001`` (the
+    order: its operation at this work center that is not finished, else its current one)."""
+    code = (code or "").strip()
+    number, _, sequence = code.partition("/")
+    ops = Operation.objects.filter(work_order__number=number).order_by("sequence")
+    if sequence:
+        return ops.filter(sequence=sequence).first() if sequence.isdigit() else None
+    open_ops = ops.exclude(status__in=[Op.DONE, Op.CANCELLED])
+    if work_center is not None:
+        here = open_ops.filter(work_center=work_center).first()
+        if here:
+            return here
+    return open_ops.first() or ops.last()
+
+
+def reason_tree() -> list[tuple[DowntimeReason, list[DowntimeReason]]]:
+    reasons = list(DowntimeReason.objects.filter(active=True))
+    children: dict[int, list[DowntimeReason]] = {}
+    for reason in reasons:
+        if reason.parent_id:
+            children.setdefault(reason.parent_id, []).append(reason)
+    return [(r, children.get(r.pk, [])) for r in reasons if r.parent_id is None]
