@@ -27,3 +27,58 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def subprocess_database_url() -> str:
+    """The database this test runs on (the test database), as a URL for a child process."""
+    from urllib.parse import quote
+
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = quote(db["USER"] or "")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"])
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class ChildProcess:
+    """A child process in its own process group with its output in a log file, killed for
+    sure (the whole group) at the end."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log, cwd=None) -> None:
+        import pathlib
+
+        self.args, self.env, self.log = args, env, pathlib.Path(log)
+        self.cwd = cwd or pathlib.Path(__file__).resolve().parent.parent
+        self.proc = None
+
+    def start(self) -> None:
+        import subprocess
+
+        self.proc = subprocess.Popen(
+            self.args,
+            cwd=self.cwd,
+            env=self.env,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill(self, sig: int | None = None) -> None:
+        import signal
+        import subprocess
+
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, sig if sig is not None else signal.SIGKILL)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(15)
+
+    def tail(self, chars: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""

@@ -12,36 +12,22 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 import urllib.request
 import uuid
-from pathlib import Path
-from urllib.parse import quote, urlparse
+from urllib.parse import urlparse
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from erp_sync import services as erp_services
 from erp_sync.models import DeliveryStatus, EventType, OutboxDelivery, OutboxEvent
 from mes import services
 from tests.factories import make_routing, make_work_order
-from tests.support import port_open, require
+from tests.support import ChildProcess, port_open, require, subprocess_database_url
 
-ROOT = Path(__file__).resolve().parents[2]
 SECRET = "fault-test-secret-0123456789"
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    auth = quote(db["USER"] or "")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"])
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def _free_port() -> int:
@@ -52,33 +38,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class Proc:
-    """A child process with its output in a log file, stopped for sure at the end."""
-
-    def __init__(self, args: list[str], env: dict, log: Path) -> None:
-        self.args, self.env, self.log = args, env, log
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            self.args,
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(15)
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
-
-
-def _wait(what: str, condition, timeout: float, *procs: Proc) -> None:
+def _wait(what: str, condition, timeout: float, *procs: ChildProcess) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -97,7 +57,7 @@ def environment(tmp_path):
     env = {
         **os.environ,
         "SECRET_KEY": "fault-test",
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": subprocess_database_url(),
         "CELERY_BROKER_URL": broker,
         "MES_CELERY_QUEUE": f"fault-test-{uuid.uuid4().hex[:8]}",
         "MES_VAR_DIR": str(tmp_path / "var"),
@@ -117,7 +77,7 @@ def test_outbox_survives_failing_erp_outage_and_killed_worker(
 ):
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    erp = Proc(
+    erp = ChildProcess(
         [
             sys.executable,
             "manage.py",
@@ -136,7 +96,7 @@ def test_outbox_survives_failing_erp_outage_and_killed_worker(
         environment,
         tmp_path / "erp.log",
     )
-    worker = Proc(
+    worker = ChildProcess(
         [
             sys.executable,
             "-m",

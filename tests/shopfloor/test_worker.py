@@ -8,73 +8,53 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import quote, urlparse
+from urllib.parse import urlparse
 
 import pytest
-from django.db import connection as db_connection
 
 from mes import services
 from mes.models import Machine, Operation
 from shopfloor.models import PlcStatus, UnassignedCount
 from shopfloor.plc.services import set_machine_connection
 from tests.factories import make_work_order
-from tests.support import port_open, require
+from tests.support import ChildProcess, port_open, require, subprocess_database_url
 
 from .conftest import connection
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def database_url() -> str:
-    db = db_connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    auth = quote(db["USER"] or "")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"])
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-class Worker:
-    """A Celery worker with beat in its own process group, killed for sure at the end."""
+class Worker(ChildProcess):
+    """A Celery worker with beat, as in the demo."""
 
     def __init__(self, env: dict[str, str], queues: str, log: Path, schedule: Path) -> None:
-        self.args = [
-            sys.executable, "-m", "celery", "-A", "mes", "worker", "--beat",
-            "--concurrency", "1", "--loglevel", "INFO", "-Q", queues,
-            "--schedule", str(schedule),
-            "--without-gossip", "--without-mingle", "--without-heartbeat",
-        ]  # fmt: skip
-        self.env, self.log = env, log
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            self.args,
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        super().__init__(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "mes",
+                "worker",
+                "--beat",
+                "--concurrency",
+                "1",
+                "--loglevel",
+                "INFO",
+                "-Q",
+                queues,
+                "--schedule",
+                str(schedule),
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            env,
+            log,
         )
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(15)
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
 
 
 def wait_for(what: str, condition, timeout: float, worker: Worker) -> float:
@@ -116,7 +96,7 @@ def test_a_real_worker_polls_books_and_survives_sigkill(
     env = {
         **os.environ,
         "SECRET_KEY": "worker-test",
-        "DATABASE_URL": database_url(),
+        "DATABASE_URL": subprocess_database_url(),
         "CELERY_BROKER_URL": broker,
         "MES_CELERY_QUEUE": default_queue,
         "MES_VAR_DIR": str(tmp_path / "var"),
