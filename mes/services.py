@@ -200,8 +200,8 @@ def _audit(
     )
 
 
-def _move_work_order(
-    wo: WorkOrder,
+def _move(
+    entity: WorkOrder | Operation,
     to: str,
     *,
     action: str,
@@ -210,51 +210,25 @@ def _move_work_order(
     reason: str = "",
     changes: dict[str, Any] | None = None,
 ) -> None:
-    if not work_order_may(wo.status, to):
+    """Change a work order's or an operation's status if the transition table allows it,
+    with its audit record; raise InvalidTransition otherwise."""
+    if isinstance(entity, WorkOrder):
+        allowed, kind, label, wo = work_order_may, EntityType.WORK_ORDER, entity.number, entity
+    else:
+        allowed, kind, label, wo = operation_may, EntityType.OPERATION, entity.label, None
+    if not allowed(entity.status, to):
         raise InvalidTransition(
-            f"{wo.number} is {wo.get_status_display().lower()}; it cannot be "
+            f"{label} is {entity.get_status_display().lower()}; it cannot be "
             f"{PAST_TENSE.get(action, action)}.",
-            errors={"status": [f"{wo.status} -> {to} is not allowed."]},
+            errors={"status": [f"{entity.status} -> {to} is not allowed."]},
         )
-    from_state, wo.status = wo.status, to
+    from_state, entity.status = entity.status, to
     _audit(
         actor,
-        entity_type=EntityType.WORK_ORDER,
-        entity_id=wo.pk,
-        entity_label=wo.number,
-        work_order=wo,
-        action=action,
-        at=at,
-        from_state=from_state,
-        to_state=to,
-        reason=reason,
-        changes=changes,
-    )
-
-
-def _move_operation(
-    op: Operation,
-    to: str,
-    *,
-    action: str,
-    actor: Actor,
-    at: datetime,
-    reason: str = "",
-    changes: dict[str, Any] | None = None,
-) -> None:
-    if not operation_may(op.status, to):
-        raise InvalidTransition(
-            f"{op.label} is {op.get_status_display().lower()}; it cannot be "
-            f"{PAST_TENSE.get(action, action)}.",
-            errors={"status": [f"{op.status} -> {to} is not allowed."]},
-        )
-    from_state, op.status = op.status, to
-    _audit(
-        actor,
-        entity_type=EntityType.OPERATION,
-        entity_id=op.pk,
-        entity_label=op.label,
-        work_order=op.work_order,
+        entity_type=kind,
+        entity_id=entity.pk,
+        entity_label=label,
+        work_order=wo or entity.work_order,
         action=action,
         at=at,
         from_state=from_state,
@@ -624,7 +598,7 @@ def _copy_routing(wo: WorkOrder, *, actor: Actor, at: datetime) -> list[Operatio
     ops = _lock_operations(wo)
     first = ops[0]
     first.work_order = wo
-    _move_operation(first, Op.READY, action="ready", actor=actor, at=at)
+    _move(first, Op.READY, action="ready", actor=actor, at=at)
     _save_operation(first, "status")
     return ops
 
@@ -644,16 +618,16 @@ def release_work_order(
         wo = _lock_work_order(work_order.pk)
         _check_version(EntityType.WORK_ORDER, wo, expected_version, wo.number)
         if wo.status == WO.PLANNED:
-            _move_work_order(wo, WO.RELEASED, action="release", actor=actor, at=at, reason=reason)
+            _move(wo, WO.RELEASED, action="release", actor=actor, at=at, reason=reason)
             ops = _copy_routing(wo, actor=actor, at=at)
             _save_work_order(wo, ops, "status")
         elif wo.status == WO.ON_HOLD:
             back_to = wo.held_from_status or WO.RELEASED
-            _move_work_order(wo, back_to, action="release", actor=actor, at=at, reason=reason)
+            _move(wo, back_to, action="release", actor=actor, at=at, reason=reason)
             wo.held_from_status = ""
             _save_work_order(wo, None, "status", "held_from_status")
         else:
-            _move_work_order(wo, WO.RELEASED, action="release", actor=actor, at=at)  # raises
+            _move(wo, WO.RELEASED, action="release", actor=actor, at=at)  # raises
         return wo
 
 
@@ -672,13 +646,13 @@ def hold_work_order(
         wo = _lock_work_order(work_order.pk)
         _check_version(EntityType.WORK_ORDER, wo, expected_version, wo.number)
         from_status = wo.status
-        _move_work_order(wo, WO.ON_HOLD, action="hold", actor=actor, at=at, reason=reason)
+        _move(wo, WO.ON_HOLD, action="hold", actor=actor, at=at, reason=reason)
         wo.held_from_status = from_status
         ops = _lock_operations(wo)
         for op in ops:
             if op.status == Op.RUNNING:
                 op.work_order = wo
-                _move_operation(
+                _move(
                     op,
                     Op.PAUSED,
                     action="pause",
@@ -706,14 +680,12 @@ def cancel_work_order(
     with transaction.atomic():
         wo = _lock_work_order(work_order.pk)
         _check_version(EntityType.WORK_ORDER, wo, expected_version, wo.number)
-        _move_work_order(wo, WO.CANCELLED, action="cancel", actor=actor, at=at, reason=reason)
+        _move(wo, WO.CANCELLED, action="cancel", actor=actor, at=at, reason=reason)
         ops = _lock_operations(wo)
         for op in ops:
             if op.status in (Op.PENDING, Op.READY, Op.PAUSED):
                 op.work_order = wo
-                _move_operation(
-                    op, Op.CANCELLED, action="cancel", actor=actor, at=at, reason=reason
-                )
+                _move(op, Op.CANCELLED, action="cancel", actor=actor, at=at, reason=reason)
                 _save_operation(op, "status")
         _save_work_order(wo, ops, "status")
         return wo
@@ -753,7 +725,7 @@ def start_operation(
         chosen = _choose_machine(op, machine)
         if chosen is not None:
             chosen = _lock_free_machine(chosen, op)
-        _move_operation(
+        _move(
             op,
             Op.RUNNING,
             action="start",
@@ -768,7 +740,7 @@ def start_operation(
         _save_operation(op, "status", "machine", "actual_start", "last_operator", "running_since")
         fields = []
         if wo.status == WO.RELEASED:
-            _move_work_order(wo, WO.IN_PROGRESS, action="start", actor=actor, at=at)
+            _move(wo, WO.IN_PROGRESS, action="start", actor=actor, at=at)
             wo.actual_start = at
             fields = ["status", "actual_start"]
         _save_work_order(wo, ops, *fields)
@@ -789,7 +761,7 @@ def pause_operation(
     with transaction.atomic():
         wo, ops, op = _lock_operation(operation)
         _check_version(EntityType.OPERATION, op, expected_version, op.label)
-        _move_operation(op, Op.PAUSED, action="pause", actor=actor, at=at, reason=reason)
+        _move(op, Op.PAUSED, action="pause", actor=actor, at=at, reason=reason)
         _close_run(op, at)
         _save_operation(op, "status", "run_seconds", "running_since")
         _save_work_order(wo, ops)
@@ -817,7 +789,7 @@ def resume_operation(
             )
         if op.machine_id is not None:
             _lock_free_machine(op.machine, op)
-        _move_operation(op, Op.RUNNING, action="resume", actor=actor, at=at)
+        _move(op, Op.RUNNING, action="resume", actor=actor, at=at)
         op.last_operator = actor.user
         op.running_since = at
         _save_operation(op, "status", "last_operator", "running_since")
@@ -918,7 +890,7 @@ def complete_operation(
         _check_version(EntityType.OPERATION, op, expected_version, op.label)
         if op.status in OPERATION_COUNTING:
             _require_active_work_order(wo, op, "completed")
-        _move_operation(
+        _move(
             op,
             Op.DONE,
             action="complete",
@@ -940,10 +912,10 @@ def complete_operation(
         if following:
             nxt = following[0]
             nxt.work_order = wo
-            _move_operation(nxt, Op.READY, action="ready", actor=actor, at=at)
+            _move(nxt, Op.READY, action="ready", actor=actor, at=at)
             _save_operation(nxt, "status")
         elif all(o.status in (Op.DONE, Op.CANCELLED) for o in ops):
-            _move_work_order(wo, WO.COMPLETED, action="complete", actor=actor, at=at)
+            _move(wo, WO.COMPLETED, action="complete", actor=actor, at=at)
             wo.actual_end = at
             fields = ["status", "actual_end"]
         _recompute_work_order_quantities(wo, ops)
