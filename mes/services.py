@@ -25,6 +25,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from erp_sync.models import EventType
 from erp_sync.outbox import record_event
@@ -83,19 +85,22 @@ class Actor:
 
 ActorLike = Actor | AbstractBaseUser
 
+# Participles for messages ("... cannot be released", "... was completed by Ana at 10:42").
+# Refusals are shown to operators, so they are translated (in the request's language).
 PAST_TENSE = {
-    "create": "created",
-    "update": "updated",
-    "release": "released",
-    "hold": "put on hold",
-    "cancel": "cancelled",
-    "ready": "made ready",
-    "start": "started",
-    "pause": "paused",
-    "resume": "resumed",
-    "complete": "completed",
-    "report_quantity": "given a quantity report",
-    "set_state": "changed",
+    "create": gettext_lazy("created"),
+    "update": gettext_lazy("updated"),
+    "release": gettext_lazy("released"),
+    "hold": gettext_lazy("put on hold"),
+    "cancel": gettext_lazy("cancelled"),
+    "ready": gettext_lazy("made ready"),
+    "start": gettext_lazy("started"),
+    "pause": gettext_lazy("paused"),
+    "resume": gettext_lazy("resumed"),
+    "complete": gettext_lazy("completed"),
+    "report_quantity": gettext_lazy("given a quantity report"),
+    "set_state": gettext_lazy("changed"),
+    "count": gettext_lazy("counted"),
 }
 
 
@@ -113,7 +118,9 @@ def _when(at: datetime | None) -> datetime:
 def _require_reason(reason: str, what: str) -> str:
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationFailed.field("reason", f"A reason is required to {what}.")
+        raise ValidationFailed.field(
+            "reason", _("A reason is required to %(what)s.") % {"what": what}
+        )
     return reason
 
 
@@ -157,16 +164,23 @@ def describe_last_change(entity_type: str, entity_id: int, label: str) -> str:
     """E.g. "WO-1001 op 20 was completed by Ana Lopez at 10:42"."""
     record = _last_change(entity_type, entity_id)
     if record is None:
-        return f"{label} was changed meanwhile"
+        return _("%(label)s was changed meanwhile") % {"label": label}
     verb = PAST_TENSE.get(record.action, record.action)
     when = date_format(timezone.localtime(record.occurred_at), "H:i")
-    return f"{label} was {verb} by {record.actor_name} at {when}"
+    return _("%(label)s was %(verb)s by %(actor)s at %(when)s") % {
+        "label": label,
+        "verb": verb,
+        "actor": record.actor_name,
+        "when": when,
+    }
 
 
 def _check_version(entity_type: str, obj: WorkOrder | Operation, expected: int | None, label: str):
     if expected is not None and obj.version != expected:
         raise StaleObject(
-            describe_last_change(entity_type, obj.pk, label) + ". Nothing was changed; look again.",
+            describe_last_change(entity_type, obj.pk, label)
+            + ". "
+            + _("Nothing was changed; look again."),
         )
 
 
@@ -218,8 +232,12 @@ def _move(
         allowed, kind, label, wo = operation_may, EntityType.OPERATION, entity.label, None
     if not allowed(entity.status, to):
         raise InvalidTransition(
-            f"{label} is {entity.get_status_display().lower()}; it cannot be "
-            f"{PAST_TENSE.get(action, action)}.",
+            _("%(label)s is %(status)s; it cannot be %(verb)s.")
+            % {
+                "label": label,
+                "status": entity.get_status_display().lower(),
+                "verb": PAST_TENSE.get(action, action),
+            },
             errors={"status": [f"{entity.status} -> {to} is not allowed."]},
         )
     from_state, entity.status = entity.status, to
@@ -266,7 +284,13 @@ def _save_work_order(wo: WorkOrder, ops: list[Operation] | None, *fields: str) -
 def _require_active_work_order(wo: WorkOrder, op: Operation, verb: str) -> None:
     if wo.status not in WORK_ORDER_ACTIVE:
         raise InvalidTransition(
-            f"{op.label} cannot be {verb}: {wo.number} is {wo.get_status_display().lower()}.",
+            _("%(op)s cannot be %(verb)s: %(wo)s is %(status)s.")
+            % {
+                "op": op.label,
+                "verb": PAST_TENSE.get(verb, verb),
+                "wo": wo.number,
+                "status": wo.get_status_display().lower(),
+            },
             errors={"work_order": [f"Work order status is {wo.status}."]},
         )
 
@@ -281,7 +305,8 @@ def _lock_free_machine(machine: Machine, op: Operation) -> Machine:
     )
     if busy is not None:
         raise Conflict(
-            f"Machine {machine.code} is busy with {busy.label}. Pause or complete that first.",
+            _("Machine %(machine)s is busy with %(op)s. Pause or complete that first.")
+            % {"machine": machine.code, "op": busy.label},
             errors={"machine": [f"Busy with {busy.label}."]},
         )
     return machine
@@ -292,12 +317,17 @@ def _choose_machine(op: Operation, machine: Machine | None) -> Machine | None:
     if machine is not None:
         if machine.pk not in {m.pk for m in candidates}:
             raise ValidationFailed.field(
-                "machine", f"Machine {machine.code} is not in work center {op.work_center.code}."
+                "machine",
+                _("Machine %(machine)s is not in work center %(wc)s.")
+                % {"machine": machine.code, "wc": op.work_center.code},
             )
         return machine
     if len(candidates) > 1:
         codes = ", ".join(sorted(m.code for m in candidates))
-        raise ValidationFailed.field("machine", f"Choose a machine for {op.label}: {codes}.")
+        raise ValidationFailed.field(
+            "machine",
+            _("Choose a machine for %(op)s: %(codes)s.") % {"op": op.label, "codes": codes},
+        )
     return candidates[0] if candidates else None
 
 
@@ -312,13 +342,15 @@ def _to_quantity(value: Any, field: str) -> Decimal:
     try:
         number = Decimal(str(value))
     except (InvalidOperation, ValueError, TypeError):
-        raise ValidationFailed.field(field, f"{value!r} is not a number.") from None
+        raise ValidationFailed.field(
+            field, _("%(value)r is not a number.") % {"value": value}
+        ) from None
     if not number.is_finite():
-        raise ValidationFailed.field(field, "Enter a finite number.")
+        raise ValidationFailed.field(field, _("Enter a finite number."))
     if abs(number) >= MAX_QUANTITY:  # before quantize(), which fails on huge numbers
-        raise ValidationFailed.field(field, f"At most {MAX_QUANTITY - 1:,} (11 digits).")
+        raise ValidationFailed.field(field, _("At most 11 digits before the decimal point."))
     if number != number.quantize(Decimal("0.001")):
-        raise ValidationFailed.field(field, "At most three decimal places.")
+        raise ValidationFailed.field(field, _("At most three decimal places."))
     return number
 
 
@@ -641,7 +673,7 @@ def hold_work_order(
 ) -> WorkOrder:
     """released|in_progress -> on_hold. Running operations are paused."""
     actor, at = Actor.of(actor), _when(at)
-    reason = _require_reason(reason, "put a work order on hold")
+    reason = _require_reason(reason, _("put a work order on hold"))
     with transaction.atomic():
         wo = _lock_work_order(work_order.pk)
         _check_version(EntityType.WORK_ORDER, wo, expected_version, wo.number)
@@ -676,7 +708,7 @@ def cancel_work_order(
 ) -> WorkOrder:
     """planned|released|on_hold -> cancelled; open operations are cancelled with it."""
     actor, at = Actor.of(actor), _when(at)
-    reason = _require_reason(reason, "cancel a work order")
+    reason = _require_reason(reason, _("cancel a work order"))
     with transaction.atomic():
         wo = _lock_work_order(work_order.pk)
         _check_version(EntityType.WORK_ORDER, wo, expected_version, wo.number)
@@ -708,18 +740,22 @@ def start_operation(
     with transaction.atomic():
         wo, ops, op = _lock_operation(operation)
         _check_version(EntityType.OPERATION, op, expected_version, op.label)
-        _require_active_work_order(wo, op, "started")
+        _require_active_work_order(wo, op, "start")
         if op.status == Op.PENDING:
             previous = [o for o in ops if o.sequence < op.sequence and o.status != Op.DONE]
-            waiting = f"op {previous[-1].sequence} is not done yet" if previous else "not ready"
+            if previous:
+                waiting = _("op %(sequence)s is not done yet") % {"sequence": previous[-1].sequence}
+            else:
+                waiting = _("not ready")
             raise InvalidTransition(
-                f"{op.label} cannot be started: {waiting}.",
+                _("%(op)s cannot be started: %(why)s.") % {"op": op.label, "why": waiting},
                 errors={"status": [f"{op.status} -> running is not allowed."]},
             )
         if op.status != Op.READY:
-            hint = "resume it instead" if op.status == Op.PAUSED else "it cannot be started"
+            hint = _("resume it instead") if op.status == Op.PAUSED else _("it cannot be started")
             raise InvalidTransition(
-                f"{op.label} is {op.get_status_display().lower()}; {hint}.",
+                _("%(op)s is %(status)s; %(hint)s.")
+                % {"op": op.label, "status": op.get_status_display().lower(), "hint": hint},
                 errors={"status": [f"{op.status} -> running by start is not allowed."]},
             )
         chosen = _choose_machine(op, machine)
@@ -757,7 +793,7 @@ def pause_operation(
 ) -> Operation:
     """running -> paused, with a reason."""
     actor, at = Actor.of(actor), _when(at)
-    reason = _require_reason(reason, "pause an operation")
+    reason = _require_reason(reason, _("pause an operation"))
     with transaction.atomic():
         wo, ops, op = _lock_operation(operation)
         _check_version(EntityType.OPERATION, op, expected_version, op.label)
@@ -780,11 +816,12 @@ def resume_operation(
     with transaction.atomic():
         wo, ops, op = _lock_operation(operation)
         _check_version(EntityType.OPERATION, op, expected_version, op.label)
-        _require_active_work_order(wo, op, "resumed")
+        _require_active_work_order(wo, op, "resume")
         if op.status != Op.PAUSED:  # ready -> running is start_operation's (machine, start)
-            hint = "start it instead" if op.status == Op.READY else "it cannot be resumed"
+            hint = _("start it instead") if op.status == Op.READY else _("it cannot be resumed")
             raise InvalidTransition(
-                f"{op.label} is {op.get_status_display().lower()}; {hint}.",
+                _("%(op)s is %(status)s; %(hint)s.")
+                % {"op": op.label, "status": op.get_status_display().lower(), "hint": hint},
                 errors={"status": [f"{op.status} -> running by resume is not allowed."]},
             )
         if op.machine_id is not None:
@@ -813,29 +850,38 @@ def report_quantity(
     good_delta, scrap_delta = _to_quantity(good, "good"), _to_quantity(scrap, "scrap")
     if good_delta == 0 and scrap_delta == 0:
         raise ValidationFailed(
-            "Enter a good or scrap quantity.",
+            _("Enter a good or scrap quantity."),
             errors={"good": ["Enter a quantity."], "scrap": ["Enter a quantity."]},
         )
     if (good_delta < 0 or scrap_delta < 0) and not reason.strip():
-        raise ValidationFailed.field("reason", "A correction (negative quantity) needs a reason.")
+        raise ValidationFailed.field(
+            "reason", _("A correction (negative quantity) needs a reason.")
+        )
     with transaction.atomic():
         wo, ops, op = _lock_operation(operation)
         _check_version(EntityType.OPERATION, op, expected_version, op.label)
-        _require_active_work_order(wo, op, "counted")
+        _require_active_work_order(wo, op, "count")
         if op.status not in OPERATION_COUNTING:
             raise InvalidTransition(
-                f"{op.label} is {op.get_status_display().lower()}; quantities can be reported "
-                "only while it is running or paused.",
+                _(
+                    "%(op)s is %(status)s; quantities can be reported only while it is "
+                    "running or paused."
+                )
+                % {"op": op.label, "status": op.get_status_display().lower()},
                 errors={"status": [f"Operation status is {op.status}."]},
             )
         new_good, new_scrap = op.quantity_good + good_delta, op.quantity_scrap + scrap_delta
         errors = {}
         if new_good < 0:
-            errors["good"] = [f"Only {display_quantity(op.quantity_good)} good reported so far."]
+            errors["good"] = [
+                _("Only %(n)s good reported so far.") % {"n": display_quantity(op.quantity_good)}
+            ]
         if new_scrap < 0:
-            errors["scrap"] = [f"Only {display_quantity(op.quantity_scrap)} scrap reported so far."]
+            errors["scrap"] = [
+                _("Only %(n)s scrap reported so far.") % {"n": display_quantity(op.quantity_scrap)}
+            ]
         if errors:
-            raise ValidationFailed("A total cannot go below zero.", errors=errors)
+            raise ValidationFailed(_("A total cannot go below zero."), errors=errors)
         changes = {}
         if good_delta:
             changes["quantity_good"] = [
@@ -889,7 +935,7 @@ def complete_operation(
         wo, ops, op = _lock_operation(operation)
         _check_version(EntityType.OPERATION, op, expected_version, op.label)
         if op.status in OPERATION_COUNTING:
-            _require_active_work_order(wo, op, "completed")
+            _require_active_work_order(wo, op, "complete")
         _move(
             op,
             Op.DONE,
