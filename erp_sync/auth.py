@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
@@ -57,6 +59,30 @@ class ApiClientPrincipal:
         return f"api:{self.client.name}"
 
 
+# token hash -> (client, monotonic expiry). A revoked or deactivated token keeps working
+# for at most MES_API_TOKEN_CACHE_SECONDS in a process that looked it up just before.
+_clients: dict[str, tuple[ApiClient, float]] = {}
+
+
+def _client_for(token_hash: str) -> ApiClient | None:
+    ttl = settings.MES_API_TOKEN_CACHE_SECONDS
+    now = time.monotonic()
+    cached = _clients.get(token_hash)
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    client = ApiClient.objects.filter(token_hash=token_hash, is_active=True).first()
+    if ttl > 0 and client is not None:  # unknown tokens are not cached: nothing to flood
+        if len(_clients) > 1000:
+            _clients.clear()
+        _clients[token_hash] = (client, now + ttl)
+    return client
+
+
+def forget_cached_clients() -> None:
+    """For tests and after revoking a client in this process."""
+    _clients.clear()
+
+
 class BearerTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
@@ -67,12 +93,13 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         parts = header.split()
         if len(parts) != 2 or parts[0].lower() != "bearer":
             raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <token>'.")
-        client = ApiClient.objects.filter(token_hash=hash_token(parts[1]), is_active=True).first()
+        client = _client_for(hash_token(parts[1]))
         if client is None:
             raise exceptions.AuthenticationFailed("Unknown or revoked token.")
         now = timezone.now()
         if client.last_used_at is None or (now - client.last_used_at).total_seconds() > 60:
             ApiClient.objects.filter(pk=client.pk).update(last_used_at=now)
+            client.last_used_at = now
         return ApiClientPrincipal(client), client
 
     def authenticate_header(self, request) -> str:

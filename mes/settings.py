@@ -280,6 +280,8 @@ REST_FRAMEWORK = {
         "api_client": os.environ.get("MES_API_THROTTLE_RATE", "6000/min"),
     },
 }
+# How long a process trusts a token it has looked up (revocation takes effect within this).
+MES_API_TOKEN_CACHE_SECONDS = env_int("MES_API_TOKEN_CACHE_SECONDS", 10, minimum=0)
 SPECTACULAR_SETTINGS = {
     "TITLE": "MES API",
     "DESCRIPTION": (

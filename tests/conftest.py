@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import pytest
 
+from erp_sync.auth import forget_cached_clients
 from mes.accounts import create_operator
 from mes.choices import Role
 
 from .factories import UserFactory, make_work_order
+
+
+@pytest.fixture(autouse=True)
+def no_cached_api_clients():
+    """Each test starts with an empty token cache (erp_sync.auth)."""
+    forget_cached_clients()
+    yield
+    forget_cached_clients()
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,7 @@ authorisation (403); bad input never yields a 5xx. Also: tokens are stored hashe
 from __future__ import annotations
 
 import hashlib
+import time
 from io import StringIO
 
 import pytest
@@ -55,6 +56,15 @@ def test_a_malformed_authorization_header_is_401(erp_client, header):
 
 def test_a_revoked_client_is_401(erp_client):
     ApiClient.objects.filter(pk=erp_client.record.pk).update(is_active=False)
+    assert_error(erp_client.get(f"{API}/work-orders/"), 401, "not_authenticated")
+
+
+def test_a_revoked_token_stops_working_within_the_cache_time(erp_client, settings):
+    settings.MES_API_TOKEN_CACHE_SECONDS = 0.3
+    assert erp_client.get(f"{API}/work-orders/").status_code == 200  # looked up, cached
+    ApiClient.objects.filter(pk=erp_client.record.pk).update(is_active=False)
+    assert erp_client.get(f"{API}/work-orders/").status_code == 200  # still trusted briefly
+    time.sleep(0.4)
     assert_error(erp_client.get(f"{API}/work-orders/"), 401, "not_authenticated")
 
 
