@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.cache import cache
 
 from erp_sync.auth import forget_cached_clients
 from mes.accounts import create_operator
@@ -13,8 +14,9 @@ from .factories import UserFactory, make_work_order
 
 @pytest.fixture(autouse=True)
 def no_cached_api_clients():
-    """Each test starts with an empty token cache (erp_sync.auth)."""
+    """Each test starts with an empty token cache (erp_sync.auth) and throttle history."""
     forget_cached_clients()
+    cache.clear()
     yield
     forget_cached_clients()
 
