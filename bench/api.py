@@ -18,17 +18,15 @@ import argparse
 import asyncio
 import multiprocessing
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.support.server import ensure_postgres_database, gunicorn  # noqa: E402
 
 # --- load generator (runs in its own process) -------------------------------------------------
 
@@ -96,17 +94,6 @@ def measure(pool, port, path, token, seconds, concurrency) -> dict:
 
 
 # --- data -----------------------------------------------------------------------------------
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    admin = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def populate(orders: int) -> None:
@@ -177,12 +164,6 @@ def populate(orders: int) -> None:
     rerender_work_orders(ours)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=100_000)
@@ -208,7 +189,7 @@ def main() -> None:
         "MES_VAR_DIR": str(ROOT / "var" / "bench"),
     }
     os.environ.update(env)
-    ensure_database(args.database_url)
+    ensure_postgres_database(args.database_url)
     import django
 
     django.setup()
@@ -225,36 +206,7 @@ def main() -> None:
 
     connections.close_all()
 
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "mes.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--worker-class",
-            "gthread",
-            "--threads",
-            "4",
-            "--log-level",
-            "warning",
-            "--keep-alive",
-            "30",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+    with gunicorn(env, threads=4) as port:
         since_q = since.isoformat().replace("+00:00", "Z")
         targets = [
             ("floor: constant JSON (Django view)", "/bench/floor/"),
@@ -271,9 +223,6 @@ def main() -> None:
         with ctx.Pool(1) as pool:
             for label, path in targets:
                 results[label] = measure(pool, port, path, token, args.seconds, args.concurrency)
-    finally:
-        server.terminate()
-        server.wait(10)
 
     floor = results[targets[0][0]]["rps"]
     peer = results[targets[1][0]]["rps"]

@@ -34,9 +34,7 @@ import http.client
 import math
 import os
 import secrets
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -47,6 +45,8 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.support.server import ensure_postgres_database, gunicorn  # noqa: E402
 
 VAR = ROOT / "var" / "bench-terminal"
 WORK_CENTER = "WC-CUT"
@@ -290,25 +290,6 @@ def prepare(database_url: str) -> dict:
     }
 
 
-def ensure_postgres_database(url: str) -> None:
-    from urllib.parse import urlparse
-
-    import psycopg
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    admin = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
@@ -357,44 +338,14 @@ def main() -> None:
     from django.db import connections
 
     connections.close_all()
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "mes.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--worker-class",
-            "gthread",
-            "--threads",
-            "2",
-            "--keep-alive",
-            "30",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    http_app = OverHttp(port)
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        results["HTTP"] = run(
-            http_app, setup, args.cycles, args.reads, args.sign_ins, f"{run_tag}H"
-        )
-    finally:
-        http_app.close()
-        server.terminate()
-        server.wait(10)
+    with gunicorn(env, threads=2) as port:
+        http_app = OverHttp(port)
+        try:
+            results["HTTP"] = run(
+                http_app, setup, args.cycles, args.reads, args.sign_ins, f"{run_tag}H"
+            )
+        finally:
+            http_app.close()
 
     from mes.models import Operation
 
