@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
+from mes.admin import ReadOnlyAdmin
 from mes.errors import DomainError
 
 from .auth import create_api_client
@@ -10,22 +11,13 @@ from .services import delete_endpoint, replay_deliveries
 
 
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(admin.ModelAdmin):
+class OutboxEventAdmin(ReadOnlyAdmin):
     """Read-only: events are written by the core services, in the change's transaction."""
 
     list_display = ["id", "occurred_at", "event_type", "aggregate_key", "event_id"]
     list_filter = ["event_type"]
     search_fields = ["aggregate_key", "event_id"]
     date_hierarchy = "occurred_at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ApiClient)
@@ -72,7 +64,7 @@ class ErpEndpointAdmin(admin.ModelAdmin):
 
 
 @admin.register(OutboxDelivery)
-class OutboxDeliveryAdmin(admin.ModelAdmin):
+class OutboxDeliveryAdmin(ReadOnlyAdmin):
     """Deliveries per endpoint; dead letters can be replayed."""
 
     list_display = [
@@ -89,15 +81,6 @@ class OutboxDeliveryAdmin(admin.ModelAdmin):
     search_fields = ["aggregate_key", "event__event_id"]
     list_select_related = ["event"]
     actions = ["replay"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def changelist_view(self, request, extra_context=None):
         lag = delivery_lag()

@@ -28,6 +28,20 @@ from .models import (
 )
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written only by the services (audit trail, outbox, state events): the admin
+    shows them and changes nothing."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
 class CodeFixedAdmin(admin.ModelAdmin):
     """Codes are the ERP's keys (and part of stored work-order renderings): set once."""
 
@@ -269,7 +283,9 @@ class WorkOrderAdmin(admin.ModelAdmin):
 
 
 @admin.register(Operation)
-class OperationAdmin(admin.ModelAdmin):
+class OperationAdmin(ReadOnlyAdmin):
+    """State changes go through the operator terminal and the services."""
+
     list_display = [
         "__str__",
         "name",
@@ -284,15 +300,6 @@ class OperationAdmin(admin.ModelAdmin):
     list_filter = ["status", "work_center"]
     search_fields = ["work_order__number", "name"]
     list_select_related = ["work_order", "work_center", "machine"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False  # state changes go through the operator terminal and the services
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # --- People -----------------------------------------------------------------------------------
@@ -336,7 +343,7 @@ class OperatorProfileAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditRecord)
-class AuditRecordAdmin(admin.ModelAdmin):
+class AuditRecordAdmin(ReadOnlyAdmin):
     list_display = [
         "occurred_at",
         "entity_label",
@@ -349,12 +356,3 @@ class AuditRecordAdmin(admin.ModelAdmin):
     list_filter = ["entity_type", "action"]
     search_fields = ["entity_label", "actor_name", "reason"]
     date_hierarchy = "occurred_at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

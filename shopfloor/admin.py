@@ -11,6 +11,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from mes.admin import ReadOnlyAdmin
 from mes.errors import DomainError
 
 from .models import (
@@ -179,17 +180,6 @@ class MachineConnectionAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset: QuerySet) -> None:
         for connection in queryset.select_related("machine"):
             services.remove_connection(connection.machine)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 @admin.register(PlcStatus)
