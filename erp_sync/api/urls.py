@@ -21,17 +21,15 @@ urlpatterns = [
     path(
         "work-orders/<str:number>/", views.WorkOrderDetailView.as_view(), name="work-order-detail"
     ),
-    path(
-        "work-orders/<str:number>/hold/", views.WorkOrderHoldView.as_view(), name="work-order-hold"
-    ),
+    path("work-orders/<str:number>/hold/", views.work_order_hold, name="work-order-hold"),
     path(
         "work-orders/<str:number>/release/",
-        views.WorkOrderReleaseView.as_view(),
+        views.work_order_release,
         name="work-order-release",
     ),
     path(
         "work-orders/<str:number>/cancel/",
-        views.WorkOrderCancelView.as_view(),
+        views.work_order_cancel,
         name="work-order-cancel",
     ),
     path("confirmations/", views.ConfirmationListView.as_view(), name="confirmation-list"),

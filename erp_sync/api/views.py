@@ -255,66 +255,38 @@ class WorkOrderDetailView(ApiView):
         return False
 
 
-class _WorkOrderTransitionView(ApiView):
-    permission_classes = [ErpScope]
-    body_serializer: type = s.ReasonSerializer
+def transition_view(name: str, service, body_serializer=s.ReasonSerializer):
+    """POST /work-orders/{number}/<name>/: ``service(wo, actor=, reason=,
+    expected_version=)``, answered with the order's representation."""
 
-    def act(self, wo: WorkOrder, actor, body: dict, expected: int | None) -> None:
-        raise NotImplementedError
+    class View(ApiView):
+        permission_classes = [ErpScope]
 
-    def post(self, request: Request, number: str) -> Response:
-        wo = _work_order_or_404(number)
-        body = self.parse(self.body_serializer, request.data)
-        expected = check_if_match(request, wo)
-        actor = services.Actor.system(f"api:{request.auth.name}")
-        try:
-            self.act(wo, actor, body, expected)
-        except StaleObject:
-            raise PreconditionFailed() from None
-        wo, text = _represent(number)
-        return with_etag(json_response(text), wo)
-
-
-def _transition_schema(name: str, request):
-    return extend_schema(
-        operation_id=f"work_orders_{name}",
-        parameters=[NUMBER_PATH, IF_MATCH],
-        request=request,
-        responses={200: s.WorkOrderSerializer, **ERRORS, **TRANSITION, **PRECONDITION},
-    )
-
-
-class WorkOrderHoldView(_WorkOrderTransitionView):
-    @_transition_schema("hold", s.ReasonSerializer)
-    def post(self, request: Request, number: str) -> Response:
-        return super().post(request, number)
-
-    def act(self, wo, actor, body, expected):
-        services.hold_work_order(wo, actor=actor, reason=body["reason"], expected_version=expected)
-
-
-class WorkOrderReleaseView(_WorkOrderTransitionView):
-    body_serializer = s.ReleaseSerializer
-
-    @_transition_schema("release", s.ReleaseSerializer)
-    def post(self, request: Request, number: str) -> Response:
-        return super().post(request, number)
-
-    def act(self, wo, actor, body, expected):
-        services.release_work_order(
-            wo, actor=actor, reason=body["reason"], expected_version=expected
+        @extend_schema(
+            operation_id=f"work_orders_{name}",
+            parameters=[NUMBER_PATH, IF_MATCH],
+            request=body_serializer,
+            responses={200: s.WorkOrderSerializer, **ERRORS, **TRANSITION, **PRECONDITION},
         )
+        def post(self, request: Request, number: str) -> Response:
+            wo = _work_order_or_404(number)
+            body = self.parse(body_serializer, request.data)
+            expected = check_if_match(request, wo)
+            actor = services.Actor.system(f"api:{request.auth.name}")
+            try:
+                service(wo, actor=actor, reason=body["reason"], expected_version=expected)
+            except StaleObject:
+                raise PreconditionFailed() from None
+            wo, text = _represent(number)
+            return with_etag(json_response(text), wo)
+
+    View.__name__ = f"WorkOrder{name.capitalize()}View"
+    return View.as_view()
 
 
-class WorkOrderCancelView(_WorkOrderTransitionView):
-    @_transition_schema("cancel", s.ReasonSerializer)
-    def post(self, request: Request, number: str) -> Response:
-        return super().post(request, number)
-
-    def act(self, wo, actor, body, expected):
-        services.cancel_work_order(
-            wo, actor=actor, reason=body["reason"], expected_version=expected
-        )
+work_order_hold = transition_view("hold", services.hold_work_order)
+work_order_release = transition_view("release", services.release_work_order, s.ReleaseSerializer)
+work_order_cancel = transition_view("cancel", services.cancel_work_order)
 
 
 # --- Confirmations ----------------------------------------------------------------------------
