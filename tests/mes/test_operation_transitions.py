@@ -23,6 +23,8 @@ from tests.factories import (
     make_work_order,
 )
 
+from .marks import last_ids
+
 WO = WorkOrderStatus
 Op = OperationStatus
 
@@ -91,12 +93,6 @@ def snapshot(wo: WorkOrder) -> dict:
         "audit": AuditRecord.objects.count(),
         "outbox": OutboxEvent.objects.count(),
     }
-
-
-def last_ids() -> tuple[int, int]:
-    audit = AuditRecord.objects.order_by("-id").values_list("id", flat=True).first() or 0
-    outbox = OutboxEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
-    return audit, outbox
 
 
 def statuses(wo: WorkOrder) -> list[str]:

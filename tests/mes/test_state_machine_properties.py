@@ -24,6 +24,7 @@ from mes.choices import OperationStatus, WorkOrderStatus
 from mes.errors import DomainError
 from mes.models import AuditRecord, Operation, ProductionConfirmation, WorkOrder
 from tests.factories import make_work_order
+from tests.mes.marks import last_id
 
 WO = WorkOrderStatus
 Op = OperationStatus
@@ -40,10 +41,6 @@ deltas = st.one_of(
     st.integers(min_value=-8, max_value=-1),
     st.decimals(min_value=-3, max_value=10, places=3, allow_nan=False, allow_infinity=False),
 )
-
-
-def last_id(model) -> int:
-    return model.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
 
 class WorkOrderStateMachine(RuleBasedStateMachine):

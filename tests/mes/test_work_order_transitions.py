@@ -19,6 +19,8 @@ from mes.models import AuditRecord, Operation, RoutingStep, WorkOrder
 from mes.statemachine import WORK_ORDER_TRANSITIONS
 from tests.factories import RoutingFactory, make_routing, make_work_order
 
+from .marks import last_ids
+
 WO = WorkOrderStatus
 Op = OperationStatus
 
@@ -118,12 +120,6 @@ def snapshot(wo: WorkOrder) -> dict:
         "audit": AuditRecord.objects.count(),
         "outbox": OutboxEvent.objects.count(),
     }
-
-
-def last_ids() -> tuple[int, int]:
-    audit = AuditRecord.objects.order_by("-id").values_list("id", flat=True).first() or 0
-    outbox = OutboxEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
-    return audit, outbox
 
 
 def test_pairs_cover_every_transition_of_the_table():
