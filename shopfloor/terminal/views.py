@@ -44,6 +44,7 @@ PAUSE_REASONS = [
         "Waiting for instructions",
     )
 ]
+PAUSE_REASON_VALUES = {value for value, _label in PAUSE_REASONS}
 SCRAP_REASONS = [
     (reason, gettext_lazy(reason))
     for reason in (
@@ -293,6 +294,13 @@ def act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     short = op.quantity_good < op.work_order.quantity and op.status in (Op.RUNNING, Op.PAUSED)
     if action == "complete" and short and not request.POST.get("confirmed"):
         return _render_actions(request, op, confirm_complete=True)
+    # Pausing asks why on a screen of its own (one tap per reason), so the actions stay
+    # above the fold.
+    if action == "pause" and op.status == Op.RUNNING:
+        reason = request.POST.get("reason", "")
+        if reason not in PAUSE_REASON_VALUES:
+            extra = {"message": _("Choose a pause reason."), "level": "error"} if reason else {}
+            return _render_actions(request, op, choose_pause_reason=True, **extra)
     token = token or secrets.token_hex(16)  # without a token the form was not ours
     try:
         with transaction.atomic():

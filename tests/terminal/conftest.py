@@ -46,6 +46,7 @@ class _Forms(HTMLParser):
                 "action": attrs.get("hx-post") or attrs.get("action") or "",
                 "hidden": {},
                 "radios": [],
+                "buttons": [],
             }
             self.forms.append(self._current)
         elif tag == "input" and self._current is not None:
@@ -56,6 +57,9 @@ class _Forms(HTMLParser):
                 self._current["radios"].append(
                     (attrs.get("name"), attrs.get("value"), "checked" in attrs)
                 )
+
+        elif tag == "button" and self._current is not None and attrs.get("name"):
+            self._current["buttons"].append((attrs["name"], attrs.get("value", "")))
 
     def handle_endtag(self, tag):
         if tag == "form":

@@ -257,9 +257,15 @@ def test_setup_sign_in_and_a_whole_operation(new_context, live_server, superviso
     expect(page.get_by_test_id("op-good")).to_have_text("25")
     expect(page.get_by_test_id("op-scrap")).to_have_text("2")
 
-    # Pause with a reason, resume.
-    page.get_by_role("radio", name="Tool change").check()
+    # Pause and Complete sit above the fold at 1024x768; Pause asks why, one tap per reason.
+    page.evaluate("window.scrollTo(0, 0)")
+    for name in ("Pause", "Complete"):
+        box = page.get_by_role("button", name=name, exact=True).bounding_box()
+        assert box["y"] + box["height"] <= LANDSCAPE["height"], name
     page.get_by_role("button", name="Pause").click()
+    expect(page.get_by_text(f"Why does {op10.label} pause?")).to_be_visible()
+    shot(page, "operation-pause-reasons")
+    page.get_by_role("button", name="Tool change").click()
     expect(page.get_by_role("status")).to_contain_text(f"Paused {op10.label}.")
     expect(page.get_by_role("button", name="Pause")).to_have_count(0)
     shot(page, "operation-paused")

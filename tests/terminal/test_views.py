@@ -453,14 +453,30 @@ def test_a_running_operation_offers_report_pause_and_complete_with_their_reasons
     body = text(page)
     for label in ("Good quantity", "Scrap quantity", "Scrap reason", "Surface defect"):
         assert label in body
-    pause = action_form(page, op10, "pause")
-    assert ("reason", "Tool change", False) in pause["radios"]
 
 
-def test_pause_without_a_reason_is_refused(ana, op10, operator):
+def test_pause_asks_why_with_one_button_per_reason_and_changes_nothing(ana, op10, operator):
     started(op10, operator)
-    response = act(ana, op10, "pause")
-    assert "A reason is required to pause an operation." in text(response)
+    response = act(ana, op10, "pause", htmx=True)
+    assert f"Why does {op10.label} pause?" in text(response)
+    chooser = action_form(response, op10, "pause")
+    assert ("reason", "Tool change") in chooser["buttons"]
+    assert ("reason", "Waiting for material") in chooser["buttons"]
+    op10.refresh_from_db()
+    assert op10.status == "running" and audit(op10, "pause") == 0
+
+    paused = act(ana, op10, "pause", chooser["hidden"], htmx=True, reason="Tool change")
+    assert f"Paused {op10.label}." in text(paused)
+    op10.refresh_from_db()
+    assert op10.status == "paused"
+    assert AuditRecord.objects.get(entity_id=op10.pk, action="pause").reason == "Tool change"
+
+
+def test_a_pause_reason_not_offered_is_refused(ana, op10, operator):
+    started(op10, operator)
+    response = act(ana, op10, "pause", reason="Coffee")
+    assert "Choose a pause reason." in text(response)
+    assert f"Why does {op10.label} pause?" in text(response)
     op10.refresh_from_db()
     assert op10.status == "running" and audit(op10, "pause") == 0
 
