@@ -198,6 +198,26 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# --- Cache ----------------------------------------------------------------------------------
+# Holds the API's throttle history. Local memory per process by default (the embedded demo);
+# with several web processes set MES_CACHE_URL=redis://host:6379/1 so a client's limit holds
+# across all of them, not per process.
+_cache_url = os.environ.get("MES_CACHE_URL", "").strip()
+if _cache_url:
+    if not _cache_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(
+            f"MES_CACHE_URL={_cache_url!r} is not a Redis URL (redis://, rediss:// or unix://)."
+        )
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": _cache_url,
+            "KEY_PREFIX": "mes",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # --- Celery ---------------------------------------------------------------------------------
 # Embedded default: kombu's filesystem transport under var/, no broker server needed.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "").strip() or "filesystem://"
