@@ -101,6 +101,7 @@ PAST_TENSE = {
     "report_quantity": gettext_lazy("given a quantity report"),
     "set_state": gettext_lazy("changed"),
     "count": gettext_lazy("counted"),
+    "downtime_reason": gettext_lazy("given a downtime reason"),
 }
 
 
@@ -184,7 +185,7 @@ def _check_version(entity_type: str, obj: WorkOrder | Operation, expected: int |
         )
 
 
-def _audit(
+def write_audit(
     actor: Actor,
     *,
     entity_type: str,
@@ -241,7 +242,7 @@ def _move(
             errors={"status": [f"{entity.status} -> {to} is not allowed."]},
         )
     from_state, entity.status = entity.status, to
-    _audit(
+    write_audit(
         actor,
         entity_type=kind,
         entity_id=entity.pk,
@@ -494,7 +495,7 @@ def create_work_order(
             status=WO.PLANNED,
             created_at=at,
         )
-        _audit(
+        write_audit(
             actor,
             entity_type=EntityType.WORK_ORDER,
             entity_id=wo.pk,
@@ -586,7 +587,7 @@ def update_work_order(
         wo.product, wo.routing = new_product, new_routing
         if notes is not None:
             wo.notes = notes
-        _audit(
+        write_audit(
             actor,
             entity_type=EntityType.WORK_ORDER,
             entity_id=wo.pk,
@@ -894,7 +895,7 @@ def report_quantity(
                 display_quantity(new_scrap),
             ]
         op.quantity_good, op.quantity_scrap = new_good, new_scrap
-        _audit(
+        write_audit(
             actor,
             entity_type=EntityType.OPERATION,
             entity_id=op.pk,
@@ -1001,7 +1002,7 @@ def set_machine_state(
         from_state = locked.state
         locked.state, locked.state_since = state, at
         locked.save(update_fields=["state", "state_since"])
-        _audit(
+        write_audit(
             actor,
             entity_type=EntityType.MACHINE,
             entity_id=locked.pk,

@@ -208,18 +208,33 @@ class MachineStateEventAdmin(ReadOnlyAdmin):
 
 
 class DowntimeReasonForm(forms.ModelForm):
+    note = forms.CharField(
+        required=False,
+        max_length=services.MAX_REASON,
+        help_text="Words of your own, beside or instead of a reason from the tree.",
+    )
+
     class Meta:
         model = DowntimeRecord
-        fields = ["reason"]
+        fields = ["reason_choice"]
 
 
 @admin.register(DowntimeRecord)
 class DowntimeRecordAdmin(admin.ModelAdmin):
     form = DowntimeReasonForm
     list_display = ["machine", "cause", "started_at", "ended_at", "operation", "reason"]
-    list_filter = ["cause", "machine"]
+    list_filter = ["cause", "reason_choice__planned", "reason_choice__parent", "machine"]
     list_select_related = ["machine", "operation__work_order"]
-    readonly_fields = ["machine", "operation", "cause", "started_at", "ended_at", "reason_by"]
+    readonly_fields = [
+        "machine",
+        "operation",
+        "cause",
+        "started_at",
+        "ended_at",
+        "reason",
+        "reason_by",
+        "reason_at",
+    ]
     date_hierarchy = "started_at"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -229,8 +244,14 @@ class DowntimeRecordAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change) -> None:
+        choice = form.cleaned_data.get("reason_choice")
         try:
-            services.set_downtime_reason(obj, reason=obj.reason, actor=request.user)
+            services.set_downtime_reason(
+                obj,
+                code=choice.code if choice else "",
+                note=form.cleaned_data.get("note", ""),
+                actor=request.user,
+            )
         except DomainError as exc:
             self.message_user(request, exc.message, messages.ERROR)
 

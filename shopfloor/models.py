@@ -138,6 +138,17 @@ class DowntimeRecord(models.Model):
     cause = models.CharField(_("cause"), max_length=8, choices=DowntimeCause.choices)
     started_at = models.DateTimeField(_("started"))
     ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
+    # The pick from the reason tree (for analysis: planned or not, by category), and the
+    # words as they were given (the tree's names may change later; this text does not).
+    reason_choice = models.ForeignKey(
+        "terminal.DowntimeReason",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="downtimes",
+        verbose_name=_("reason from the tree"),
+        limit_choices_to={"parent__isnull": False},
+    )
     reason = models.TextField(_("reason"), blank=True)
     reason_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"

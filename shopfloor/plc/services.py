@@ -22,9 +22,10 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from mes import services as mes_services
-from mes.choices import MachineState, OperationStatus
+from mes.choices import EntityType, MachineState, OperationStatus
 from mes.errors import DomainError, ValidationFailed
 from mes.models import CODE_VALIDATOR, Machine, Operation
 from shopfloor.choices import DowntimeCause
@@ -435,18 +436,59 @@ def open_idle_downtimes(candidates: Sequence[tuple[int, datetime]]) -> list[Down
 
 
 def set_downtime_reason(
-    record: DowntimeRecord, *, reason: str, actor: AbstractBaseUser, at: datetime | None = None
+    record: DowntimeRecord,
+    *,
+    actor: AbstractBaseUser,
+    code: str = "",
+    note: str = "",
+    at: datetime | None = None,
 ) -> DowntimeRecord:
-    """The operator's reason for a stop (asked by the terminal; may be corrected later)."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationFailed.field("reason", "Say why the machine stopped.")
-    if len(reason) > MAX_REASON:
+    """The reason for a stop: a pick from the reason tree (``code`` of an active reason, not
+    a category) and/or words (``note``). Asked by the terminal, may be corrected later from
+    the admin; every answer is in the machine's audit trail."""
+    from shopfloor.terminal.models import DowntimeReason
+
+    code, note = (code or "").strip(), (note or "").strip()
+    choice = None
+    if code:
+        choice = (
+            DowntimeReason.objects.filter(code=code, active=True, parent__isnull=False)
+            .select_related("parent")
+            .first()
+        )
+        if choice is None:
+            raise ValidationFailed.field(
+                "code", gettext("“%(code)s” is not an active downtime reason.") % {"code": code}
+            )
+    elif not note:
+        raise ValidationFailed.field("reason", gettext("Say why the machine stopped."))
+    text = note
+    if choice is not None:
+        # Stored in English like every reason in the audit trail; read by everyone.
+        kind = "planned" if choice.planned else "unplanned"
+        text = f"{choice.path} ({kind})" + (f": {note}" if note else "")
+    if len(text) > MAX_REASON:
         raise ValidationFailed.field("reason", f"At most {MAX_REASON} characters.")
+    at = at or timezone.now()
     with transaction.atomic():
-        locked = DowntimeRecord.objects.select_for_update().get(pk=record.pk)
-        locked.reason, locked.reason_by, locked.reason_at = reason, actor, at or timezone.now()
-        locked.save(update_fields=["reason", "reason_by", "reason_at"])
+        locked = (
+            DowntimeRecord.objects.select_for_update().select_related("machine").get(pk=record.pk)
+        )
+        before = locked.reason
+        locked.reason_choice, locked.reason = choice, text
+        locked.reason_by, locked.reason_at = actor, at
+        locked.save(update_fields=["reason_choice", "reason", "reason_by", "reason_at"])
+        mes_services.write_audit(
+            mes_services.Actor.of(actor),
+            entity_type=EntityType.MACHINE,
+            entity_id=locked.machine_id,
+            entity_label=locked.machine.code,
+            work_order=None,
+            action="downtime_reason",
+            at=at,
+            changes={"downtime": locked.pk, "reason": [before, text]},
+            reason=text,
+        )
         return locked
 
 

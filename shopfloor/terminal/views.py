@@ -29,7 +29,7 @@ from shopfloor.models import DowntimeRecord
 from shopfloor.plc.services import set_downtime_reason
 
 from . import selectors, session
-from .models import DowntimeReason, FormToken
+from .models import FormToken
 
 Op = OperationStatus
 # Stored in English (the audit trail is read by everyone); shown in the terminal's language.
@@ -381,28 +381,18 @@ def downtime(request: HttpRequest, pk: int) -> HttpResponse:
         machine__work_center=request.terminal_wc,
     )
     if request.method == "POST":
-        reason = (
-            DowntimeReason.objects.filter(
-                code=request.POST.get("reason", ""), active=True, parent__isnull=False
-            )
-            .select_related("parent")
-            .first()
-        )
-        if reason is None:
-            messages.error(request, _("Choose a reason."))
+        code = request.POST.get("reason", "")
+        try:
+            if not code:
+                raise DomainError(_("Choose a reason."))
+            set_downtime_reason(record, code=code, actor=request.operator)
+        except DomainError as exc:
+            messages.error(request, exc.message)
         else:
-            kind = _("planned") if reason.planned else _("unplanned")
-            try:
-                set_downtime_reason(
-                    record, reason=f"{reason.path} ({kind})", actor=request.operator
-                )
-            except DomainError as exc:
-                messages.error(request, exc.message)
-            else:
-                messages.success(
-                    request, _("Reason saved for %(machine)s.") % {"machine": record.machine.code}
-                )
-                return _go(request, reverse("terminal:home"))
+            messages.success(
+                request, _("Reason saved for %(machine)s.") % {"machine": record.machine.code}
+            )
+            return _go(request, reverse("terminal:home"))
     return render(
         request,
         "terminal/downtime.html",

@@ -11,8 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from mes import services
-from mes.models import Operation
-from shopfloor.models import DeviceProfile, MachineConnection, PlcStatus
+from mes.models import AuditRecord, Operation
+from shopfloor.models import DeviceProfile, DowntimeRecord, MachineConnection, PlcStatus
 from shopfloor.plc.services import (
     ReadWrite,
     book_pending_counts,
@@ -20,6 +20,7 @@ from shopfloor.plc.services import (
     set_machine_connection,
     store_poll_results,
 )
+from shopfloor.terminal.models import DowntimeReason
 from tests.factories import MachineFactory, make_work_order
 
 from .conftest import connection as connection_body
@@ -73,6 +74,34 @@ def test_admin_pages_render_and_save_through_the_services(client, admin_user):
         None,
     )
     assert PlcStatus.objects.filter(machine=machine).exists()
+
+
+@pytest.mark.django_db
+def test_a_downtime_reason_is_corrected_in_the_admin_through_the_service(client, admin_user):
+    client.force_login(admin_user)
+    record = DowntimeRecord.objects.create(
+        machine=MachineFactory(), cause="down", started_at=timezone.now()
+    )
+    url = reverse("admin:shopfloor_downtimerecord_change", args=[record.pk])
+    assert client.get(url).status_code == 200
+    spindle = DowntimeReason.objects.get(code="MECH-SPINDLE")
+
+    response = client.post(url, {"reason_choice": spindle.pk, "note": "bearing noise"})
+    assert response.status_code == 302
+    record.refresh_from_db()
+    assert record.reason_choice == spindle
+    assert record.reason == "Mechanical > Spindle (unplanned): bearing noise"
+    assert record.reason_by == admin_user
+    audit = AuditRecord.objects.get(action="downtime_reason")
+    assert (audit.entity_type, audit.entity_id) == ("machine", record.machine_id)
+
+    # A category is not a reason: the form refuses it and nothing changes.
+    category = DowntimeReason.objects.get(code="MECH")
+    refused = client.post(url, {"reason_choice": category.pk, "note": ""})
+    assert refused.status_code == 200
+    record.refresh_from_db()
+    assert record.reason_choice == spindle
+    assert AuditRecord.objects.filter(action="downtime_reason").count() == 1
 
 
 @pytest.mark.django_db(transaction=True)

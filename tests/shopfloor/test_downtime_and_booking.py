@@ -59,11 +59,15 @@ def test_a_breakdown_during_an_operation_opens_a_downtime_until_it_runs(
     record.refresh_from_db()
     assert record.ended_at is not None and record.ended_at > record.started_at
     assert open_downtime(machine) is None
-    given = set_downtime_reason(record, reason=" Hydraulic leak ", actor=operator)
-    assert (given.reason, given.reason_by) == ("Hydraulic leak", operator)
+    given = set_downtime_reason(record, note=" Hydraulic leak ", actor=operator)
+    assert (given.reason, given.reason_choice, given.reason_by) == (
+        "Hydraulic leak",
+        None,
+        operator,
+    )
     assert not downtimes_needing_reason().exists()
     with pytest.raises(ValidationFailed):
-        set_downtime_reason(record, reason="  ", actor=operator)
+        set_downtime_reason(record, note="  ", actor=operator)
 
 
 def test_a_stop_without_a_running_operation_is_no_downtime(machine, plc, poller, clock):

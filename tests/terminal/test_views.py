@@ -859,23 +859,35 @@ def test_a_downtime_reason_is_picked_in_two_steps_and_stored(
     response = ana.post(url, {"reason": code})
     assert response.status_code == 302 and response["Location"] == HOME
     stop.refresh_from_db()
-    assert (stop.reason, stop.reason_by) == (stored, operator)
+    assert (stop.reason, stop.reason_choice.code, stop.reason_by) == (stored, code, operator)
     assert timezone.now() - stop.reason_at < timedelta(seconds=10)
+    record = AuditRecord.objects.get(entity_type="machine", action="downtime_reason")
+    assert (record.entity_id, record.actor, record.reason) == (stop.machine_id, operator, stored)
+    assert record.changes == {"downtime": stop.pk, "reason": ["", stored]}
     after = text(ana.get(HOME))
     assert f"Reason saved for {stop.machine.code}." in after
     assert "Give reason" not in after
 
 
-@pytest.mark.parametrize("code", ["", "MECH", "NO-SUCH", "inactive"])
-def test_a_downtime_reason_must_be_an_active_reason_not_a_category(ana, stop, code):
+@pytest.mark.parametrize(
+    "code,message",
+    [
+        ("", "Choose a reason."),
+        ("MECH", "“MECH” is not an active downtime reason."),
+        ("NO-SUCH", "“NO-SUCH” is not an active downtime reason."),
+        ("inactive", "“MECH-HYD” is not an active downtime reason."),
+    ],
+)
+def test_a_downtime_reason_must_be_an_active_reason_not_a_category(ana, stop, code, message):
     if code == "inactive":
         DowntimeReason.objects.filter(code="MECH-HYD").update(active=False)
         code = "MECH-HYD"
     response = ana.post(reverse("terminal:downtime", args=[stop.pk]), {"reason": code})
     assert response.status_code == 200
-    assert "Choose a reason." in text(response)
+    assert message in text(response)
     stop.refresh_from_db()
-    assert stop.reason == "" and stop.reason_by is None
+    assert (stop.reason, stop.reason_choice, stop.reason_by) == ("", None, None)
+    assert not AuditRecord.objects.filter(action="downtime_reason").exists()
 
 
 def test_a_downtime_of_another_work_center_is_not_found(ana, two_machine_order):
