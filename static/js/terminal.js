@@ -5,11 +5,15 @@
 (function () {
   "use strict";
   const body = document.body;
-  const SCAN_GAP_MS = 40;  // a wedge scanner types faster than any person
+
+  // A wedge scanner types a burst far faster than any person. The burst is judged by its
+  // average pace, so one late key (a busy page, a slow terminal) does not break a scan.
+  const SCAN_GAP_MS = 40;   // average time per key of a scan, at most
+  const PAUSE_MS = 300;     // a pause this long starts a new burst
 
   // --- Scanner: a fast burst of keys ending in Enter. Outside fields it opens the scanned
   // code; inside a keypad field too, restoring what the field held before the burst.
-  let burst = "", lastKey = 0, burstField = null, fieldBefore = "";
+  let burst = "", firstKey = 0, lastKey = -Infinity, burstField = null, fieldBefore = "";
   function isTextField(el) {
     return el && (el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.tagName === "SELECT");
   }
@@ -17,17 +21,21 @@
     const target = event.target;
     const inField = isTextField(target);
     if (inField && !target.matches("[data-keypad]")) return;  // badge/PIN fields type normally
-    const now = Date.now();
-    if (now - lastKey > SCAN_GAP_MS) {
+    const now = event.timeStamp || performance.now();  // when the key came, not when handled
+    if (now - lastKey > PAUSE_MS) {
       burst = "";
+      firstKey = now;
       burstField = inField ? target : null;
       fieldBefore = inField ? target.value : "";
     }
     lastKey = now;
     if (event.key === "Enter") {
       const code = burst;
+      const pace = code.length ? (now - firstKey) / code.length : Infinity;
       burst = "";
-      const isScan = code.length >= 3 && (!inField || !/^[0-9.,]+$/.test(code));
+      lastKey = -Infinity;
+      const isScan = code.length >= 3 && pace <= SCAN_GAP_MS &&
+        (!inField || !/^[0-9.,]+$/.test(code));
       if (isScan && !(inField && target.id === "badge")) {
         event.preventDefault();
         event.stopPropagation();

@@ -136,6 +136,7 @@ def sign_in(page: Page, badge: str, pin: str | None = None) -> None:
         page.get_by_label("PIN").fill(pin)
         page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    page.wait_for_load_state("load")  # the deferred scripts (scanner, keypad) are running
 
 
 def terminal_page(new_context, live_server, work_center, badge="1001", pin="1234") -> Page:
