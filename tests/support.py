@@ -29,6 +29,26 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(what: str, condition, timeout: float, *procs: ChildProcess) -> float:
+    """Poll ``condition`` until it holds (returns the seconds it took), or fail the test
+    with the tail of each child's log."""
+    import time
+
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if condition():
+            return time.monotonic() - started
+        time.sleep(0.1)
+    logs = "\n".join(f"--- {p.args[:6]}\n{p.tail()}" for p in procs)
+    pytest.fail(f"timed out waiting for {what}\n{logs}")
+
+
 def subprocess_database_url() -> str:
     """The database this test runs on (the test database), as a URL for a child process."""
     from urllib.parse import quote

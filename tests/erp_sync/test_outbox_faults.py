@@ -25,27 +25,16 @@ from erp_sync import services as erp_services
 from erp_sync.models import DeliveryStatus, EventType, OutboxDelivery, OutboxEvent
 from mes import services
 from tests.factories import make_routing, make_work_order
-from tests.support import ChildProcess, port_open, require, subprocess_database_url
+from tests.support import (
+    ChildProcess,
+    free_port,
+    port_open,
+    require,
+    subprocess_database_url,
+    wait_until,
+)
 
 SECRET = "fault-test-secret-0123456789"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(what: str, condition, timeout: float, *procs: ChildProcess) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    logs = "\n".join(f"--- {p.args[:6]}\n{p.tail()}" for p in procs)
-    pytest.fail(f"timed out waiting for {what}\n{logs}")
 
 
 @pytest.fixture
@@ -75,7 +64,7 @@ def environment(tmp_path):
 def test_outbox_survives_failing_erp_outage_and_killed_worker(
     environment, tmp_path, supervisor, operator
 ):
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     erp = ChildProcess(
         [
@@ -142,7 +131,7 @@ def test_outbox_survives_failing_erp_outage_and_killed_worker(
 
     try:
         erp.start()
-        _wait("the ERP simulator", lambda: port_open("127.0.0.1", port), 30, erp)
+        wait_until("the ERP simulator", lambda: port_open("127.0.0.1", port), 30, erp)
         erp_services.upsert_endpoint(
             "erp",
             url=f"{base}/events",
@@ -152,25 +141,27 @@ def test_outbox_survives_failing_erp_outage_and_killed_worker(
         )
         produce(4)
         worker.start()
-        _wait("first deliveries", lambda: len(received()["applied"]) >= 8, 60, erp, worker)
+        wait_until("first deliveries", lambda: len(received()["applied"]) >= 8, 60, erp, worker)
 
         # The ERP goes away for a while; the floor keeps producing.
         erp.kill(signal.SIGTERM)
         produce(2)
         time.sleep(3)
         erp.start()
-        _wait("the ERP back", lambda: port_open("127.0.0.1", port), 30, erp)
+        wait_until("the ERP back", lambda: port_open("127.0.0.1", port), 30, erp)
 
         # A delivery in flight (the ERP applies it, then answers slowly) when the worker dies.
         control(fail_rate=1.0, fail_mode="slow", slow_seconds=2.5)
         before = len(received()["applied"])
-        _wait("a delivery in flight", lambda: len(received()["applied"]) > before, 60, erp, worker)
+        wait_until(
+            "a delivery in flight", lambda: len(received()["applied"]) > before, 60, erp, worker
+        )
         worker.kill(signal.SIGKILL)
         control(fail_rate=0.5, fail_mode="500")
         produce(1)
         worker.start()
 
-        _wait(
+        wait_until(
             "every event delivered",
             lambda: not OutboxDelivery.objects.exclude(status=DeliveryStatus.DELIVERED).exists(),
             120,
