@@ -150,6 +150,8 @@ class OperationInline(admin.TabularInline):
         "status",
         "quantity_good",
         "quantity_scrap",
+        "planned_start",
+        "planned_end",
         "actual_start",
         "actual_end",
     ]
@@ -169,11 +171,13 @@ class WorkOrderAdmin(admin.ModelAdmin):
         "quantity",
         "quantity_good",
         "due_date",
+        "projected_end",
+        "at_risk",
         "priority",
         "status",
         "updated_at",
     ]
-    list_filter = ["status", "priority", "product"]
+    list_filter = ["status", "priority", "at_risk", "product"]
     search_fields = ["number", "product__code", "notes"]
     date_hierarchy = "due_date"
     list_select_related = ["product"]
@@ -183,6 +187,8 @@ class WorkOrderAdmin(admin.ModelAdmin):
         "quantity_scrap",
         "actual_start",
         "actual_end",
+        "projected_end",
+        "at_risk",
         "created_at",
         "updated_at",
         "version",

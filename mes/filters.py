@@ -16,6 +16,7 @@ from .statemachine import WORK_ORDER_TERMINAL
 
 DUE_CHOICES = [
     ("late", _("Late (past due, not finished)")),
+    ("at_risk", _("At risk (projected to end after due)")),
     ("today", _("Due today")),
     ("week", _("Due within 7 days")),
     ("later", _("Due later")),
@@ -48,6 +49,8 @@ class WorkOrderFilter(django_filters.FilterSet):
         open_orders = ~Q(status__in=WORK_ORDER_TERMINAL)
         if value == "late":
             return queryset.filter(open_orders, due_date__lt=now)
+        if value == "at_risk":
+            return queryset.filter(open_orders, at_risk=True)
         if value == "today":
             return queryset.filter(
                 due_date__gte=start_of_day, due_date__lt=start_of_day + timedelta(days=1)

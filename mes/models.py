@@ -174,6 +174,10 @@ class WorkOrder(models.Model):
     quantity_scrap = models.DecimalField(_("scrap"), **QUANTITY, default=Decimal(0))
     actual_start = models.DateTimeField(_("actual start"), null=True, blank=True)
     actual_end = models.DateTimeField(_("actual end"), null=True, blank=True)
+    # From the live schedule (mes.scheduling): when the last operation is planned to end,
+    # and whether that is after the due date. Null while the order is not scheduled.
+    projected_end = models.DateTimeField(_("projected end"), null=True, blank=True)
+    at_risk = models.BooleanField(_("at risk"), default=False)
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated"), default=timezone.now, db_index=True)
     # Bumped by every change of the order or one of its operations (ETag, stale-edit checks).
@@ -306,6 +310,18 @@ class ChangeClock(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ScheduleState(models.Model):
+    """One row: what the live schedule was last planned from (see mes.scheduling)."""
+
+    audit_watermark = models.BigIntegerField(default=0)  # newest audit record planned with
+    capacity_key = models.CharField(max_length=64, blank=True)  # the active machines
+    planned_at = models.DateTimeField(null=True, blank=True)
+    reason = models.CharField(max_length=300, blank=True)
+
+    def __str__(self) -> str:
+        return f"schedule planned at {self.planned_at}"
 
 
 # --- People ----------------------------------------------------------------------------------

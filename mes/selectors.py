@@ -72,8 +72,6 @@ def work_order_representation(wo: WorkOrder, operations: list[Operation] | None 
             wo.operations.select_related("work_center", "machine").order_by("sequence")
         )
     current = current_operation(operations) if wo.status != WorkOrderStatus.CANCELLED else None
-    # No live schedule exists yet: projected_end stays null until the scheduler provides it.
-    projected_end = None
     return {
         "number": wo.number,
         "product": wo.product.code,
@@ -86,8 +84,8 @@ def work_order_representation(wo: WorkOrder, operations: list[Operation] | None 
         "quantity_scrap": quantity(wo.quantity_scrap),
         "actual_start": iso_utc(wo.actual_start),
         "actual_end": iso_utc(wo.actual_end),
-        "projected_end": projected_end,
-        "at_risk": projected_end is not None and projected_end > wo.due_date,
+        "projected_end": iso_utc(wo.projected_end),
+        "at_risk": wo.at_risk,
         "current_operation": _operation_summary(current) if current else None,
         "operations": [operation_representation(op) for op in operations],
         "updated_at": iso_utc(wo.updated_at),

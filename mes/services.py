@@ -102,6 +102,7 @@ PAST_TENSE = {
     "set_state": gettext_lazy("changed"),
     "count": gettext_lazy("counted"),
     "downtime_reason": gettext_lazy("given a downtime reason"),
+    "reschedule": gettext_lazy("rescheduled"),
 }
 
 
@@ -263,9 +264,13 @@ def _save_operation(op: Operation, *fields: str) -> None:
     op.save(update_fields=[*fields, "version", "updated_at"])
 
 
-def _save_work_order(wo: WorkOrder, ops: list[Operation] | None, *fields: str) -> None:
+def _save_work_order(
+    wo: WorkOrder, ops: list[Operation] | None, *fields: str, emit: bool = True
+) -> dict:
     """Save the order (bumping version and updated_at even when only an operation changed,
-    since the representation includes operations) and emit ``work_order.updated``."""
+    since the representation includes operations) and emit ``work_order.updated`` (unless
+    ``emit`` is off: the scheduler sends ``schedule.changed`` instead). Returns the new
+    representation."""
     wo.version += 1
     wo.updated_at = clock.next_time(clock.WORK_ORDERS)
     if ops is None:
@@ -274,12 +279,14 @@ def _save_work_order(wo: WorkOrder, ops: list[Operation] | None, *fields: str) -
     # The representation is kept rendered on the row: the API serves it without rebuilding.
     wo.rendered = render_json(data)
     wo.save(update_fields=[*fields, "version", "updated_at", "rendered"])
-    record_event(
-        event_type=EventType.WORK_ORDER_UPDATED,
-        aggregate_key=wo.number,
-        data=data,
-        occurred_at=wo.updated_at,
-    )
+    if emit:
+        record_event(
+            event_type=EventType.WORK_ORDER_UPDATED,
+            aggregate_key=wo.number,
+            data=data,
+            occurred_at=wo.updated_at,
+        )
+    return data
 
 
 def _require_active_work_order(wo: WorkOrder, op: Operation, verb: str) -> None:
@@ -977,6 +984,96 @@ def complete_operation(
             at=at,
         )
         return op
+
+
+# --- The live schedule ------------------------------------------------------------------------
+
+SCHEDULER = Actor.system("scheduler")
+
+
+def moved_beyond(before: datetime | None, after: datetime | None, tolerance: float) -> bool:
+    if before is None or after is None:
+        return before is not after
+    return abs((after - before).total_seconds()) > tolerance
+
+
+def apply_schedule(
+    work_order_id: int,
+    *,
+    projected_end: datetime | None,
+    planned: dict[int, tuple[datetime, datetime]],
+    reason: str,
+    at: datetime | None = None,
+    tolerance_seconds: float = 0,
+) -> bool:
+    """Write a new plan for one order: planned start and end of its open operations (by
+    operation id; an open operation left out is unplanned), its projected end, and whether
+    that is after the due date.
+
+    A time that moved by at most ``tolerance_seconds`` is kept as it was. Returns False,
+    writing nothing, when nothing moved. When the projected end moved or ``at_risk`` flipped,
+    the change is audited and ``schedule.changed`` goes to the ERP; a shift of operations
+    alone gives a new version of the representation (the changes feed shows it) but no
+    event. Status and quantities are never touched: an operation that finished meanwhile
+    keeps the plan it had.
+    """
+    at = _when(at)
+    with transaction.atomic():
+        wo = _lock_work_order(work_order_id)
+        ops = _lock_operations(wo)
+        moved_ops = []
+        for op in ops:
+            if op.status in (Op.DONE, Op.CANCELLED):
+                continue
+            start, end = planned.get(op.pk, (None, None))
+            if moved_beyond(op.planned_start, start, tolerance_seconds) or moved_beyond(
+                op.planned_end, end, tolerance_seconds
+            ):
+                op.planned_start, op.planned_end = start, end
+                moved_ops.append(op)
+        at_risk = projected_end is not None and projected_end > wo.due_date
+        previous, was_at_risk = wo.projected_end, wo.at_risk
+        # Crossing the due date is a change however small the move.
+        end_moved = (
+            moved_beyond(previous, projected_end, tolerance_seconds) or at_risk != was_at_risk
+        )
+        if not (moved_ops or end_moved):
+            return False
+        for op in moved_ops:
+            # Not a change of the operation's state: its version (stale-edit checks on the
+            # terminal) stays; the order's representation gets a new version below.
+            op.save(update_fields=["planned_start", "planned_end"])
+        if end_moved:
+            wo.projected_end, wo.at_risk = projected_end, at_risk
+        _save_work_order(wo, ops, "projected_end", "at_risk", emit=False)
+        if end_moved:
+            write_audit(
+                SCHEDULER,
+                entity_type=EntityType.WORK_ORDER,
+                entity_id=wo.pk,
+                entity_label=wo.number,
+                work_order=wo,
+                action="reschedule",
+                at=at,
+                changes={
+                    "projected_end": [iso_utc(previous), iso_utc(wo.projected_end)],
+                    "at_risk": [was_at_risk, at_risk],
+                },
+                reason=reason[:500],
+            )
+            record_event(
+                event_type=EventType.SCHEDULE_CHANGED,
+                aggregate_key=wo.number,
+                data={
+                    "work_order": wo.number,
+                    "projected_end": iso_utc(wo.projected_end),
+                    "previous_projected_end": iso_utc(previous),
+                    "at_risk": at_risk,
+                    "reason": reason,
+                },
+                occurred_at=wo.updated_at,
+            )
+        return True
 
 
 # --- Machines ---------------------------------------------------------------------------------

@@ -350,6 +350,22 @@ CELERY_BEAT_SCHEDULE["deliver-outbox"] = {
     "options": {"expires": 5},
 }
 
+# --- Live schedule (mes.scheduling) -----------------------------------------------------------
+# Beat checks every MES_SCHEDULE_CHECK_SECONDS whether anything changed (an audited change, a
+# machine added or deactivated) and re-plans at once; it re-plans anyway every
+# MES_SCHEDULE_REFRESH_SECONDS so projections follow the clock.
+MES_SCHEDULE_CHECK_SECONDS = env_int("MES_SCHEDULE_CHECK_SECONDS", 1, minimum=1)
+MES_SCHEDULE_REFRESH_SECONDS = env_int("MES_SCHEDULE_REFRESH_SECONDS", 60, minimum=1)
+# A planned time that moved less than this is not a change (no event, no new version).
+MES_SCHEDULE_TOLERANCE_SECONDS = env_int("MES_SCHEDULE_TOLERANCE_SECONDS", 60, minimum=0)
+# How long a machine that is down or offline is assumed to stay so.
+MES_SCHEDULE_DOWN_ALLOWANCE_MINUTES = env_int("MES_SCHEDULE_DOWN_ALLOWANCE_MINUTES", 30)
+CELERY_BEAT_SCHEDULE["replan-schedule"] = {
+    "task": "mes.tasks.replan_schedule",
+    "schedule": float(MES_SCHEDULE_CHECK_SECONDS),
+    "options": {"expires": 2 * MES_SCHEDULE_CHECK_SECONDS},
+}
+
 # --- Operator terminals (shopfloor.terminal) ---------------------------------------------------
 MES_TERMINAL_IDLE_SECONDS = env_int("MES_TERMINAL_IDLE_SECONDS", 300, minimum=10)
 MES_TERMINAL_MAX_FAILURES = env_int("MES_TERMINAL_MAX_FAILURES", 5, minimum=1)

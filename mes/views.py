@@ -33,6 +33,9 @@ def home(request: HttpRequest) -> HttpResponse:
         .filter(due_date__lt=timezone.now())
         .count()
     )
+    at_risk = (
+        selectors.work_order_list().exclude(status__in=WORK_ORDER_TERMINAL).filter(at_risk=True)
+    ).count()
     machine_states = dict(
         Machine.objects.filter(is_active=True)
         .order_by()
@@ -48,6 +51,7 @@ def home(request: HttpRequest) -> HttpResponse:
         {
             "status_counts": [(s, counts.get(s.value, 0)) for s in WorkOrderStatus],
             "late_count": late,
+            "at_risk_count": at_risk,
             "machine_states": sorted(machine_states.items()),
             "erp_lag": erp_lag,
         },

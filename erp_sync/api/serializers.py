@@ -104,7 +104,10 @@ class OperationSummarySerializer(serializers.Serializer):
 class OperationSerializer(OperationSummarySerializer):
     quantity_good = serializers.FloatField()
     quantity_scrap = serializers.FloatField()
-    planned_start = serializers.DateTimeField(allow_null=True)
+    planned_start = serializers.DateTimeField(
+        allow_null=True,
+        help_text="From the live schedule; a finished operation keeps its last plan.",
+    )
     planned_end = serializers.DateTimeField(allow_null=True)
     actual_start = serializers.DateTimeField(allow_null=True)
     actual_end = serializers.DateTimeField(allow_null=True)
@@ -123,7 +126,12 @@ class WorkOrderSerializer(serializers.Serializer):
     actual_start = serializers.DateTimeField(allow_null=True)
     actual_end = serializers.DateTimeField(allow_null=True)
     projected_end = serializers.DateTimeField(
-        allow_null=True, help_text="From the live schedule; null until one is computed."
+        allow_null=True,
+        help_text=(
+            "When the last operation is planned to end, from the live schedule (re-planned "
+            "within seconds of a change on the floor or in the orders). Null while the order "
+            "is not scheduled: planned, on hold, completed or cancelled."
+        ),
     )
     at_risk = serializers.BooleanField(help_text="projected_end is later than due_date.")
     current_operation = OperationSummarySerializer(allow_null=True)
