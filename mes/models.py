@@ -319,6 +319,9 @@ class ScheduleState(models.Model):
     capacity_key = models.CharField(max_length=64, blank=True)  # the active machines
     planned_at = models.DateTimeField(null=True, blank=True)
     reason = models.CharField(max_length=300, blank=True)
+    # Set while a re-plan runs, so that two workers never plan at once; it runs out by itself
+    # when a worker dies in the middle.
+    lease_until = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"schedule planned at {self.planned_at}"

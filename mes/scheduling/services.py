@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 SCHEDULED = (WorkOrderStatus.RELEASED, WorkOrderStatus.IN_PROGRESS)
 OWN_ACTIONS = ("reschedule",)  # the scheduler's own audit records do not trigger a plan
+LEASE = timedelta(minutes=2)  # longer than any re-plan; how long a dead worker blocks
 
 
 @dataclass
@@ -195,6 +196,8 @@ def replan_if_needed(*, now: datetime | None = None) -> ReplanSummary | None:
     now = now or timezone.now()
     with transaction.atomic():
         state, _ = ScheduleState.objects.select_for_update().get_or_create(pk=1)
+        if state.lease_until is not None and state.lease_until > now:
+            return None  # another worker is planning; what it missed wakes the next check
         newest, capacity = _newest_trigger(), _capacity_key()
         stale = state.planned_at is None or now - state.planned_at >= timedelta(
             seconds=settings.MES_SCHEDULE_REFRESH_SECONDS
@@ -209,8 +212,12 @@ def replan_if_needed(*, now: datetime | None = None) -> ReplanSummary | None:
         reason = "; ".join(r for r in reasons if r) or "the clock moved on"
         state.audit_watermark, state.capacity_key = newest, capacity
         state.planned_at, state.reason = now, reason[:300]
+        state.lease_until = now + LEASE
         state.save()
-    summary = replan(reason=reason, now=now)
+    try:
+        summary = replan(reason=reason, now=now)
+    finally:
+        ScheduleState.objects.filter(pk=1).update(lease_until=None)
     if summary.changed:
         logger.info(
             "Re-planned %d orders (%d changed) in %.0f ms: %s",

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from erp_sync.models import OutboxEvent
 from mes import services
-from mes.models import AuditRecord, Operation, WorkOrder
+from mes.models import AuditRecord, Operation, ScheduleState, WorkOrder
 from mes.scheduling.services import replan, replan_if_needed
 from tests.factories import MachineFactory, make_routing, make_work_order
 
@@ -192,3 +192,19 @@ def test_replanning_waits_for_a_change_a_new_machine_or_the_clock(supervisor, se
 
     assert replan_if_needed(now=now + timedelta(seconds=30)) is None
     assert replan_if_needed(now=now + timedelta(seconds=65)).reason == "the clock moved on"
+
+
+def test_one_re_plan_at_a_time_and_a_dead_worker_blocks_only_until_its_lease_ends(supervisor):
+    wo = make_work_order(actor=supervisor, steps=1)
+    now = timezone.now()
+    assert replan_if_needed(now=now) is not None
+    state = ScheduleState.objects.get()
+    assert state.lease_until is None  # released after the plan
+
+    # A worker died while planning: its lease still runs.
+    ScheduleState.objects.update(lease_until=now + timedelta(minutes=2))
+    services.update_work_order(wo, actor=supervisor, priority="rush")
+    assert replan_if_needed(now=now + timedelta(seconds=5)) is None
+    assert fresh(wo).projected_end is not None
+    after = replan_if_needed(now=now + timedelta(minutes=3))
+    assert after is not None and f"{wo.number} update" in after.reason
