@@ -148,3 +148,29 @@ def test_late_marker_and_rush_marker_carry_words(signed_in, supervisor):
     body = signed_in.get(reverse("work_order_list")).content.decode()
     assert "late</span>" in body and "Rush</span>" in body
     assert '<span class="status status-released">Released</span>' in body
+
+
+def test_the_schedule_shows_projected_end_and_orders_at_risk(signed_in, supervisor):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from mes.scheduling.services import replan
+
+    # 100 parts at 12.5 s plus 300 s setup per step: 3 steps end after about 77 minutes.
+    tight = make_work_order(actor=supervisor, steps=3)
+    services.update_work_order(
+        tight, actor=supervisor, due_date=timezone.now() + timedelta(minutes=30)
+    )
+    relaxed = make_work_order(actor=supervisor, steps=3)
+    replan(reason="test")
+
+    home = signed_in.get(reverse("home")).content.decode()
+    assert "1 work order is projected to end after its due date" in home
+    listed = signed_in.get(reverse("work_order_list"), {"due": "at_risk"}).content.decode()
+    assert tight.number in listed and relaxed.number not in listed
+    assert "at risk</span>" in listed
+    detail = signed_in.get(reverse("work_order_detail", args=[tight.number])).content.decode()
+    assert "Projected end" in detail and "at risk</span>" in detail
+    relaxed_page = signed_in.get(reverse("work_order_detail", args=[relaxed.number]))
+    assert "at risk</span>" not in relaxed_page.content.decode()
