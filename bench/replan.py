@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.support.server import ensure_postgres_database  # noqa: E402
+from bench.support.server import ensure_postgres_database, fresh_sqlite_url  # noqa: E402
 
 VAR = ROOT / "var" / "bench-replan"
 WORK_CENTERS, MACHINES_PER_CENTER, STEPS = 6, 4, 3
@@ -106,12 +106,7 @@ def main() -> None:
     sizes = sorted(int(n) for n in args.orders.split(","))
 
     VAR.mkdir(parents=True, exist_ok=True)
-    database_url = args.database_url
-    if not database_url:
-        db = VAR / "bench.sqlite3"
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(f"{db}{suffix}").unlink(missing_ok=True)
-        database_url = f"sqlite:///{db}"
+    database_url = args.database_url or fresh_sqlite_url(VAR)
     os.environ.update(
         {
             "DATABASE_URL": database_url,

@@ -46,7 +46,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.support.server import ensure_postgres_database, gunicorn  # noqa: E402
+from bench.support.server import (  # noqa: E402
+    ensure_postgres_database,
+    fresh_sqlite_url,
+    gunicorn,
+)
 
 VAR = ROOT / "var" / "bench-terminal"
 WORK_CENTER = "WC-CUT"
@@ -304,12 +308,7 @@ def main() -> None:
     args = parser.parse_args()
 
     VAR.mkdir(parents=True, exist_ok=True)
-    database_url = args.database_url
-    if not database_url:
-        db = VAR / "bench.sqlite3"
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(f"{db}{suffix}").unlink(missing_ok=True)
-        database_url = f"sqlite:///{db}"
+    database_url = args.database_url or fresh_sqlite_url(VAR)
     env = {
         **os.environ,
         "DATABASE_URL": database_url,

@@ -102,3 +102,31 @@ class ChildProcess:
 
     def tail(self, chars: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+
+def celery_worker_with_beat(env: dict[str, str], tmp_path, queues: str) -> ChildProcess:
+    """A Celery worker with embedded beat (solo pool) on ``queues``, logging to
+    ``tmp_path/worker.log``; not started yet."""
+    import sys
+
+    return ChildProcess(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "mes",
+            "worker",
+            "--beat",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "INFO",
+            "-Q",
+            queues,
+            "--schedule",
+            str(tmp_path / "beat-schedule"),
+        ],
+        env,
+        tmp_path / "worker.log",
+    )

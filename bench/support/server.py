@@ -21,6 +21,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def fresh_sqlite_url(folder: Path) -> str:
+    """A new, empty SQLite database file in ``folder`` (removing the previous run's)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    db = folder / "bench.sqlite3"
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    return f"sqlite:///{db}"
+
+
 def ensure_postgres_database(url: str) -> None:
     import psycopg
 

@@ -27,6 +27,7 @@ from mes import services
 from tests.factories import make_routing, make_work_order
 from tests.support import (
     ChildProcess,
+    celery_worker_with_beat,
     free_port,
     port_open,
     require,
@@ -85,27 +86,7 @@ def test_outbox_survives_failing_erp_outage_and_killed_worker(
         environment,
         tmp_path / "erp.log",
     )
-    worker = ChildProcess(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "mes",
-            "worker",
-            "--beat",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "INFO",
-            "-Q",
-            environment["MES_CELERY_QUEUE"],
-            "--schedule",
-            str(tmp_path / "beat-schedule"),
-        ],
-        environment,
-        tmp_path / "worker.log",
-    )
+    worker = celery_worker_with_beat(environment, tmp_path, environment["MES_CELERY_QUEUE"])
 
     def received() -> dict:
         try:

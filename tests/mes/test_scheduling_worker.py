@@ -21,6 +21,7 @@ from mes.models import WorkOrder
 from tests.factories import make_work_order
 from tests.support import (
     ChildProcess,
+    celery_worker_with_beat,
     free_port,
     port_open,
     require,
@@ -52,27 +53,7 @@ def test_a_stopped_machine_reaches_the_erp_as_a_schedule_change(tmp_path, superv
         env,
         tmp_path / "erp.log",
     )
-    worker = ChildProcess(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "mes",
-            "worker",
-            "--beat",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "INFO",
-            "-Q",
-            env["MES_CELERY_QUEUE"],
-            "--schedule",
-            str(tmp_path / "beat-schedule"),
-        ],
-        env,
-        tmp_path / "worker.log",
-    )
+    worker = celery_worker_with_beat(env, tmp_path, env["MES_CELERY_QUEUE"])
 
     def schedule_changes_received() -> list[dict]:
         try:
