@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Case, IntegerField, Value, When
+from django.db.models import Case, F, IntegerField, Value, When
 
 from mes.choices import OperationStatus, Priority, WorkOrderStatus
 from mes.models import Machine, Operation, WorkCenter
@@ -44,8 +44,9 @@ def machine_tiles(work_center: WorkCenter) -> list[MachineTile]:
 
 
 def dispatch_queue(work_center: WorkCenter, limit: int = 30) -> list[Operation]:
-    """Ready and upcoming operations here, in dispatch order: rush first, then what can
-    start now, then by due date."""
+    """Ready and upcoming operations here, in dispatch order: as the live schedule plans
+    them (mes.scheduling), then - for what it has not planned (orders on hold) - rush
+    first, what can start now, by due date."""
     return list(
         Operation.objects.filter(
             work_center=work_center,
@@ -67,9 +68,14 @@ def dispatch_queue(work_center: WorkCenter, limit: int = 30) -> list[Operation]:
                 When(status=Op.READY, then=Value(0)), default=Value(1), output_field=IntegerField()
             ),
         )
-        .order_by("rush", "startable", "work_order__due_date", "work_order__number", "sequence")[
-            :limit
-        ]
+        .order_by(
+            F("planned_start").asc(nulls_last=True),
+            "rush",
+            "startable",
+            "work_order__due_date",
+            "work_order__number",
+            "sequence",
+        )[:limit]
     )
 
 

@@ -335,6 +335,24 @@ def test_the_work_center_screen_shows_tiles_and_the_queue(ana, op10, supervisor)
     assert "<html" not in panel.content.decode()  # a partial, not a page
 
 
+def test_the_queue_is_in_the_order_the_live_schedule_plans(ana, op10, supervisor):
+    from mes.scheduling.services import replan
+
+    routing = op10.work_order.routing
+    later = make_work_order(actor=supervisor, routing=routing, due_in_days=5)
+    rush = make_work_order(actor=supervisor, routing=routing, due_in_days=9)
+    services.update_work_order(rush, actor=supervisor, priority="rush")
+    held = make_work_order(actor=supervisor, routing=routing, due_in_days=1)
+    services.hold_work_order(held, actor=supervisor, reason="Drawing")
+    replan(reason="test")
+
+    page = text(ana.get(HOME))
+    shown = [page.index(f"{wo.number} op 10") for wo in (rush, op10.work_order, later, held)]
+    assert shown == sorted(shown)  # rush, then by due date; unplanned (held) last
+    planned = first_op(rush).planned_start
+    assert timezone.localtime(planned).strftime("%d.%m. %H:%M") in page
+
+
 def _queued_orders(n: int, supervisor):
     routing = make_routing(2, machines_per_center=2)
     orders = [make_work_order(actor=supervisor, routing=routing) for _ in range(n)]
