@@ -130,3 +130,27 @@ def celery_worker_with_beat(env: dict[str, str], tmp_path, queues: str) -> Child
         env,
         tmp_path / "worker.log",
     )
+
+
+def worker_environment(tmp_path, name: str, **extra: str) -> dict[str, str]:
+    """The environment of a worker (or any child) on this test's database and broker, with a
+    queue of its own (the broker may be shared with other runs); requires Redis when the
+    suite's broker is Redis."""
+    import uuid
+    from urllib.parse import urlparse
+
+    from django.conf import settings
+
+    broker = settings.CELERY_BROKER_URL
+    if broker.startswith("redis://"):
+        parsed = urlparse(broker)
+        require(port_open(parsed.hostname, parsed.port or 6379), f"Redis at {broker}")
+    return {
+        **os.environ,
+        "SECRET_KEY": f"{name}-test",
+        "DATABASE_URL": subprocess_database_url(),
+        "CELERY_BROKER_URL": broker,
+        "MES_CELERY_QUEUE": f"{name}-test-{uuid.uuid4().hex[:8]}",
+        "MES_VAR_DIR": str(tmp_path / "var"),
+        **extra,
+    }

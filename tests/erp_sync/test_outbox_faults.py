@@ -10,16 +10,12 @@ applied each idempotency key exactly once, and per work order the order is prese
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import time
 import urllib.request
-import uuid
-from urllib.parse import urlparse
 
 import pytest
-from django.conf import settings
 
 from erp_sync import services as erp_services
 from erp_sync.models import DeliveryStatus, EventType, OutboxDelivery, OutboxEvent
@@ -30,9 +26,8 @@ from tests.support import (
     celery_worker_with_beat,
     free_port,
     port_open,
-    require,
-    subprocess_database_url,
     wait_until,
+    worker_environment,
 )
 
 SECRET = "fault-test-secret-0123456789"
@@ -40,25 +35,16 @@ SECRET = "fault-test-secret-0123456789"
 
 @pytest.fixture
 def environment(tmp_path):
-    broker = settings.CELERY_BROKER_URL
-    if broker.startswith("redis://"):
-        parsed = urlparse(broker)
-        require(port_open(parsed.hostname, parsed.port or 6379), f"Redis at {broker}")
-    env = {
-        **os.environ,
-        "SECRET_KEY": "fault-test",
-        "DATABASE_URL": subprocess_database_url(),
-        "CELERY_BROKER_URL": broker,
-        "MES_CELERY_QUEUE": f"fault-test-{uuid.uuid4().hex[:8]}",
-        "MES_VAR_DIR": str(tmp_path / "var"),
-        "MES_OUTBOX_INTERVAL_SECONDS": "1",
-        "MES_OUTBOX_BACKOFF_BASE": "1",
-        "MES_OUTBOX_BACKOFF_CAP": "2",
-        "MES_OUTBOX_LEASE_SECONDS": "3",
-        "MES_OUTBOX_TIMEOUT": "3",
-        "MES_OUTBOX_PASS_SECONDS": "3",
-    }
-    return env
+    return worker_environment(
+        tmp_path,
+        "fault",
+        MES_OUTBOX_INTERVAL_SECONDS="1",
+        MES_OUTBOX_BACKOFF_BASE="1",
+        MES_OUTBOX_BACKOFF_CAP="2",
+        MES_OUTBOX_LEASE_SECONDS="3",
+        MES_OUTBOX_TIMEOUT="3",
+        MES_OUTBOX_PASS_SECONDS="3",
+    )
 
 
 @pytest.mark.django_db(transaction=True)

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import urllib.request
-import uuid
-from urllib.parse import urlparse
 
 import pytest
-from django.conf import settings
 
 from erp_sync import services as erp_services
 from erp_sync.models import DeliveryStatus, OutboxDelivery, OutboxEvent
@@ -24,9 +20,8 @@ from tests.support import (
     celery_worker_with_beat,
     free_port,
     port_open,
-    require,
-    subprocess_database_url,
     wait_until,
+    worker_environment,
 )
 
 SECRET = "schedule-test-secret-0123456789"
@@ -34,19 +29,7 @@ SECRET = "schedule-test-secret-0123456789"
 
 @pytest.mark.django_db(transaction=True)
 def test_a_stopped_machine_reaches_the_erp_as_a_schedule_change(tmp_path, supervisor, operator):
-    broker = settings.CELERY_BROKER_URL
-    if broker.startswith("redis://"):
-        parsed = urlparse(broker)
-        require(port_open(parsed.hostname, parsed.port or 6379), f"Redis at {broker}")
-    env = {
-        **os.environ,
-        "SECRET_KEY": "schedule-test",
-        "DATABASE_URL": subprocess_database_url(),
-        "CELERY_BROKER_URL": broker,
-        "MES_CELERY_QUEUE": f"schedule-test-{uuid.uuid4().hex[:8]}",
-        "MES_VAR_DIR": str(tmp_path / "var"),
-        "MES_SCHEDULE_DOWN_ALLOWANCE_MINUTES": "45",
-    }
+    env = worker_environment(tmp_path, "schedule", MES_SCHEDULE_DOWN_ALLOWANCE_MINUTES="45")
     port = free_port()
     erp = ChildProcess(
         [sys.executable, "manage.py", "erp_simulator", "--port", str(port), "--secret", SECRET],
