@@ -218,6 +218,12 @@ class DowntimeReasonForm(forms.ModelForm):
         model = DowntimeRecord
         fields = ["reason_choice"]
 
+    def clean(self) -> dict:
+        data = super().clean()
+        if not data.get("reason_choice") and not (data.get("note") or "").strip():
+            raise forms.ValidationError("Pick a reason from the tree or write a note.")
+        return data
+
 
 @admin.register(DowntimeRecord)
 class DowntimeRecordAdmin(admin.ModelAdmin):

@@ -102,6 +102,11 @@ def test_a_downtime_reason_is_corrected_in_the_admin_through_the_service(client,
     record.refresh_from_db()
     assert record.reason_choice == spindle
     assert AuditRecord.objects.filter(action="downtime_reason").count() == 1
+    # Nothing at all: refused with words, nothing changes.
+    empty = client.post(url, {"reason_choice": "", "note": "  "})
+    assert "Pick a reason from the tree or write a note." in empty.content.decode()
+    record.refresh_from_db()
+    assert record.reason_choice == spindle
 
 
 @pytest.mark.django_db(transaction=True)
