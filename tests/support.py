@@ -35,16 +35,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(what: str, condition, timeout: float, *procs: ChildProcess) -> float:
-    """Poll ``condition`` until it holds (returns the seconds it took), or fail the test
-    with the tail of each child's log."""
+def wait_until(
+    what: str, condition, timeout: float, *procs: ChildProcess, every: float = 0.1
+) -> float:
+    """Poll ``condition`` every ``every`` seconds until it holds (returns the seconds it
+    took), or fail the test with the tail of each child's log."""
     import time
 
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if condition():
             return time.monotonic() - started
-        time.sleep(0.1)
+        time.sleep(every)
     logs = "\n".join(f"--- {p.args[:6]}\n{p.tail()}" for p in procs)
     pytest.fail(f"timed out waiting for {what}\n{logs}")
 
@@ -104,9 +106,17 @@ class ChildProcess:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
 
-def celery_worker_with_beat(env: dict[str, str], tmp_path, queues: str) -> ChildProcess:
-    """A Celery worker with embedded beat (solo pool) on ``queues``, logging to
-    ``tmp_path/worker.log``; not started yet."""
+def celery_worker_with_beat(
+    env: dict[str, str],
+    tmp_path,
+    queues: str,
+    *,
+    pool: tuple[str, ...] = ("--pool", "solo"),
+    extra: tuple[str, ...] = (),
+) -> ChildProcess:
+    """A Celery worker with embedded beat on ``queues`` (solo pool unless ``pool`` says
+    otherwise), logging to ``tmp_path/worker.log`` with its beat schedule beside; not started
+    yet. Workers made for the same ``tmp_path`` share both, as restarts of one worker do."""
     import sys
 
     return ChildProcess(
@@ -118,18 +128,30 @@ def celery_worker_with_beat(env: dict[str, str], tmp_path, queues: str) -> Child
             "mes",
             "worker",
             "--beat",
-            "--pool",
-            "solo",
+            *pool,
             "--loglevel",
             "INFO",
             "-Q",
             queues,
             "--schedule",
             str(tmp_path / "beat-schedule"),
+            *extra,
         ],
         env,
         tmp_path / "worker.log",
     )
+
+
+def erp_simulator(
+    env: dict[str, str], tmp_path, secret: str, *extra: str
+) -> tuple[ChildProcess, int]:
+    """The ERP simulator on a free loopback port with ``secret`` (and ``extra`` options),
+    logging to ``tmp_path/erp.log``; not started yet. Returns it and its port."""
+    import sys
+
+    port = free_port()
+    args = [sys.executable, "manage.py", "erp_simulator", "--port", str(port), "--secret", secret]
+    return ChildProcess([*args, *extra], env, tmp_path / "erp.log"), port
 
 
 def worker_environment(tmp_path, name: str, **extra: str) -> dict[str, str]:

@@ -3,20 +3,15 @@ compressed files, and gunicorn serving mes.wsgi with whitenoise."""
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
+from .support import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str) -> tuple[int, dict, str]:
@@ -44,7 +39,7 @@ def test_collectstatic_and_gunicorn_serve_the_app(tmp_path):
     )
     assert (tmp_path / "static" / "staticfiles.json").exists()
 
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [
             sys.executable,

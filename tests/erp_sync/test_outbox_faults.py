@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 import time
 import urllib.request
 
@@ -22,9 +21,8 @@ from erp_sync.models import DeliveryStatus, EventType, OutboxDelivery, OutboxEve
 from mes import services
 from tests.factories import make_routing, make_work_order
 from tests.support import (
-    ChildProcess,
     celery_worker_with_beat,
-    free_port,
+    erp_simulator,
     port_open,
     wait_until,
     worker_environment,
@@ -51,27 +49,11 @@ def environment(tmp_path):
 def test_outbox_survives_failing_erp_outage_and_killed_worker(
     environment, tmp_path, supervisor, operator
 ):
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    erp = ChildProcess(
-        [
-            sys.executable,
-            "manage.py",
-            "erp_simulator",
-            "--port",
-            str(port),
-            "--secret",
-            SECRET,
-            "--state-file",
-            str(tmp_path / "erp.jsonl"),
-            "--fail-rate",
-            "0.5",
-            "--seed",
-            "7",
-        ],
-        environment,
-        tmp_path / "erp.log",
+    state = str(tmp_path / "erp.jsonl")
+    erp, port = erp_simulator(
+        environment, tmp_path, SECRET, "--state-file", state, "--fail-rate", "0.5", "--seed", "7"
     )
+    base = f"http://127.0.0.1:{port}"
     worker = celery_worker_with_beat(environment, tmp_path, environment["MES_CELERY_QUEUE"])
 
     def received() -> dict:

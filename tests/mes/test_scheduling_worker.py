@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import urllib.request
 
 import pytest
@@ -16,9 +15,8 @@ from mes import services
 from mes.models import WorkOrder
 from tests.factories import make_work_order
 from tests.support import (
-    ChildProcess,
     celery_worker_with_beat,
-    free_port,
+    erp_simulator,
     port_open,
     wait_until,
     worker_environment,
@@ -30,12 +28,7 @@ SECRET = "schedule-test-secret-0123456789"
 @pytest.mark.django_db(transaction=True)
 def test_a_stopped_machine_reaches_the_erp_as_a_schedule_change(tmp_path, supervisor, operator):
     env = worker_environment(tmp_path, "schedule", MES_SCHEDULE_DOWN_ALLOWANCE_MINUTES="45")
-    port = free_port()
-    erp = ChildProcess(
-        [sys.executable, "manage.py", "erp_simulator", "--port", str(port), "--secret", SECRET],
-        env,
-        tmp_path / "erp.log",
-    )
+    erp, port = erp_simulator(env, tmp_path, SECRET)
     worker = celery_worker_with_beat(env, tmp_path, env["MES_CELERY_QUEUE"])
 
     def schedule_changes_received() -> list[dict]:

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -22,48 +20,24 @@ from mes.models import Machine, Operation
 from shopfloor.models import PlcStatus, UnassignedCount
 from shopfloor.plc.services import set_machine_connection
 from tests.factories import make_work_order
-from tests.support import ChildProcess, port_open, require, subprocess_database_url
+from tests.support import (
+    ChildProcess,
+    celery_worker_with_beat,
+    port_open,
+    require,
+    subprocess_database_url,
+    wait_until,
+)
 
 from .conftest import connection
 
-
-class Worker(ChildProcess):
-    """A Celery worker with beat, as in the demo."""
-
-    def __init__(self, env: dict[str, str], queues: str, log: Path, schedule: Path) -> None:
-        super().__init__(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "mes",
-                "worker",
-                "--beat",
-                "--concurrency",
-                "1",
-                "--loglevel",
-                "INFO",
-                "-Q",
-                queues,
-                "--schedule",
-                str(schedule),
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            env,
-            log,
-        )
+# Prefork with one child, as in the demo.
+PREFORK = ("--concurrency", "1")
+QUIET = ("--without-gossip", "--without-mingle", "--without-heartbeat")
 
 
-def wait_for(what: str, condition, timeout: float, worker: Worker) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if condition():
-            return time.monotonic() - started
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}\n--- worker log\n{worker.tail()}")
+def wait_for(what: str, condition, timeout: float, worker: ChildProcess) -> float:
+    return wait_until(what, condition, timeout, worker, every=0.05)
 
 
 class Producer(threading.Thread):
@@ -114,9 +88,10 @@ def test_a_real_worker_polls_books_and_survives_sigkill(
     set_machine_connection(
         machine, connection={**connection(plc.port, timeout_ms=500), "group": group}
     )
-    log, schedule = tmp_path / "worker.log", tmp_path / "beat-schedule"
     queues = f"{default_queue},plc.{group}"
-    first, second = Worker(env, queues, log, schedule), Worker(env, queues, log, schedule)
+    first, second = (
+        celery_worker_with_beat(env, tmp_path, queues, pool=PREFORK, extra=QUIET) for _ in range(2)
+    )
     producer = Producer(plc, 5000)
     try:
         first.start()
@@ -162,4 +137,4 @@ def test_a_real_worker_polls_books_and_survives_sigkill(
     unassigned = sum(UnassignedCount.objects.filter(machine=machine).values_list("good", flat=True))
     assert booked + unassigned == producer.made == final - 5000
     assert unassigned == 0
-    assert "poll_plc_group" in log.read_text(errors="replace")
+    assert "poll_plc_group" in (tmp_path / "worker.log").read_text(errors="replace")
