@@ -47,6 +47,7 @@ from .models import (
     Routing,
     WorkOrder,
 )
+from .scheduling.engine import is_at_risk
 from .selectors import render_json, work_order_representation
 from .statemachine import (
     OPERATION_COUNTING,
@@ -1031,7 +1032,7 @@ def apply_schedule(
             ):
                 op.planned_start, op.planned_end = start, end
                 moved_ops.append(op)
-        at_risk = projected_end is not None and projected_end > wo.due_date
+        at_risk = is_at_risk(projected_end, wo.due_date)
         previous, was_at_risk = wo.projected_end, wo.at_risk
         # Crossing the due date is a change however small the move.
         end_moved = (

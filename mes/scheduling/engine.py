@@ -85,8 +85,12 @@ class Plan:
     projected_end: dict[int, datetime] = field(default_factory=dict)  # by order id
 
     def at_risk(self, order: OrderIn) -> bool:
-        end = self.projected_end.get(order.id)
-        return end is not None and end > order.due
+        return is_at_risk(self.projected_end.get(order.id), order.due)
+
+
+def is_at_risk(projected_end: datetime | None, due: datetime) -> bool:
+    """The contract's ``at_risk``: projected to end after the due date."""
+    return projected_end is not None and projected_end > due
 
 
 def dispatch_order(orders: Iterable[OrderIn]) -> list[OrderIn]:

@@ -100,8 +100,8 @@ def _order_in(wo: WorkOrder) -> engine.OrderIn:
 def _unchanged(wo: WorkOrder, plan: engine.Plan, tolerance: float) -> bool:
     """Cheap check on the snapshot, so that only orders whose plan moved are locked."""
     end = plan.projected_end.get(wo.pk)
-    if services.moved_beyond(wo.projected_end, end, tolerance) or wo.at_risk != (
-        end is not None and end > wo.due_date
+    if services.moved_beyond(wo.projected_end, end, tolerance) or wo.at_risk != engine.is_at_risk(
+        end, wo.due_date
     ):
         return False
     for op in wo.operations.all():
