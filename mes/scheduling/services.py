@@ -5,7 +5,7 @@ happened since the last plan (a machine stopped, an operation started or finishe
 order arrived, an order was held), when the active machines changed (capacity), or when the
 last plan is older than ``MES_SCHEDULE_REFRESH_SECONDS``. :func:`replan` computes the plan
 with the pure :mod:`mes.scheduling.engine` from one snapshot and hands each order whose plan
-moved to :func:`mes.services.apply_schedule`, which writes it with its audit record and the
+moved to :func:`apply_schedule`, which writes it with its audit record and the
 ``schedule.changed`` event in one transaction.
 """
 
@@ -23,9 +23,19 @@ from django.db import transaction
 from django.db.models import Max, Prefetch, Q
 from django.utils import timezone
 
-from mes import services
-from mes.choices import EntityType, WorkOrderStatus
+from erp_sync.models import EventType
+from erp_sync.outbox import record_event
+from mes.choices import EntityType, OperationStatus, WorkOrderStatus
+from mes.formats import iso_utc
 from mes.models import AuditRecord, Machine, Operation, ScheduleState, WorkOrder
+from mes.services.common import (
+    Actor,
+    _lock_operations,
+    _lock_work_order,
+    _save_work_order,
+    _when,
+    write_audit,
+)
 
 from . import engine
 
@@ -100,7 +110,7 @@ def _order_in(wo: WorkOrder) -> engine.OrderIn:
 def _unchanged(wo: WorkOrder, plan: engine.Plan, tolerance: float) -> bool:
     """Cheap check on the snapshot, so that only orders whose plan moved are locked."""
     end = plan.projected_end.get(wo.pk)
-    if services.moved_beyond(wo.projected_end, end, tolerance) or wo.at_risk != engine.is_at_risk(
+    if moved_beyond(wo.projected_end, end, tolerance) or wo.at_risk != engine.is_at_risk(
         end, wo.due_date
     ):
         return False
@@ -108,9 +118,9 @@ def _unchanged(wo: WorkOrder, plan: engine.Plan, tolerance: float) -> bool:
         planned = plan.operations.get(op.pk)
         if planned is None:
             continue
-        if services.moved_beyond(
-            op.planned_start, planned.start, tolerance
-        ) or services.moved_beyond(op.planned_end, planned.end, tolerance):
+        if moved_beyond(op.planned_start, planned.start, tolerance) or moved_beyond(
+            op.planned_end, planned.end, tolerance
+        ):
             return False
     return True
 
@@ -137,7 +147,7 @@ def replan(*, reason: str = "", now: datetime | None = None) -> ReplanSummary:
             for op in wo.operations.all()
             if op.pk in plan.operations
         }
-        summary.changed += services.apply_schedule(
+        summary.changed += apply_schedule(
             wo.pk,
             projected_end=plan.projected_end.get(wo.pk),
             planned=planned,
@@ -151,11 +161,99 @@ def replan(*, reason: str = "", now: datetime | None = None) -> ReplanSummary:
         .values_list("pk", flat=True)
     )
     for pk in left:
-        summary.changed += services.apply_schedule(
-            pk, projected_end=None, planned={}, reason=reason, at=now
-        )
+        summary.changed += apply_schedule(pk, projected_end=None, planned={}, reason=reason, at=now)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+# --- Writing one order's plan -----------------------------------------------------------------
+
+SCHEDULER = Actor.system("scheduler")
+
+
+def moved_beyond(before: datetime | None, after: datetime | None, tolerance: float) -> bool:
+    if before is None or after is None:
+        return before is not after
+    return abs((after - before).total_seconds()) > tolerance
+
+
+def apply_schedule(
+    work_order_id: int,
+    *,
+    projected_end: datetime | None,
+    planned: dict[int, tuple[datetime, datetime]],
+    reason: str,
+    at: datetime | None = None,
+    tolerance_seconds: float = 0,
+) -> bool:
+    """Write a new plan for one order: planned start and end of its open operations (by
+    operation id; an open operation left out is unplanned), its projected end, and whether
+    that is after the due date.
+
+    A time that moved by at most ``tolerance_seconds`` is kept as it was. Returns False,
+    writing nothing, when nothing moved. When the projected end moved or ``at_risk`` flipped,
+    the change is audited and ``schedule.changed`` goes to the ERP; a shift of operations
+    alone gives a new version of the representation (the changes feed shows it) but no
+    event. Status and quantities are never touched: an operation that finished meanwhile
+    keeps the plan it had.
+    """
+    at = _when(at)
+    with transaction.atomic():
+        wo = _lock_work_order(work_order_id)
+        ops = _lock_operations(wo)
+        moved_ops = []
+        for op in ops:
+            if op.status in (OperationStatus.DONE, OperationStatus.CANCELLED):
+                continue
+            start, end = planned.get(op.pk, (None, None))
+            if moved_beyond(op.planned_start, start, tolerance_seconds) or moved_beyond(
+                op.planned_end, end, tolerance_seconds
+            ):
+                op.planned_start, op.planned_end = start, end
+                moved_ops.append(op)
+        at_risk = engine.is_at_risk(projected_end, wo.due_date)
+        previous, was_at_risk = wo.projected_end, wo.at_risk
+        # Crossing the due date is a change however small the move.
+        end_moved = (
+            moved_beyond(previous, projected_end, tolerance_seconds) or at_risk != was_at_risk
+        )
+        if not (moved_ops or end_moved):
+            return False
+        for op in moved_ops:
+            # Not a change of the operation's state: its version (stale-edit checks on the
+            # terminal) stays; the order's representation gets a new version below.
+            op.save(update_fields=["planned_start", "planned_end"])
+        if end_moved:
+            wo.projected_end, wo.at_risk = projected_end, at_risk
+        _save_work_order(wo, ops, "projected_end", "at_risk", emit=False)
+        if end_moved:
+            write_audit(
+                SCHEDULER,
+                entity_type=EntityType.WORK_ORDER,
+                entity_id=wo.pk,
+                entity_label=wo.number,
+                work_order=wo,
+                action="reschedule",
+                at=at,
+                changes={
+                    "projected_end": [iso_utc(previous), iso_utc(wo.projected_end)],
+                    "at_risk": [was_at_risk, at_risk],
+                },
+                reason=reason[:500],
+            )
+            record_event(
+                event_type=EventType.SCHEDULE_CHANGED,
+                aggregate_key=wo.number,
+                data={
+                    "work_order": wo.number,
+                    "projected_end": iso_utc(wo.projected_end),
+                    "previous_projected_end": iso_utc(previous),
+                    "at_risk": at_risk,
+                    "reason": reason,
+                },
+                occurred_at=wo.updated_at,
+            )
+        return True
 
 
 # --- When to re-plan ---------------------------------------------------------------------------
