@@ -1,5 +1,6 @@
-"""Admin for machine connectivity. Configuration is saved through the services (the same
-validation as the API); what the poller writes is read-only here."""
+"""Admin for machine connectivity and downtime. Configuration is saved through the services
+(the same validation as the API); what the poller writes is read-only here, but for the
+reason of a stop, corrected through :func:`shopfloor.downtime.set_downtime_reason`."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from django.http import HttpRequest
 from mes.admin import ReadOnlyAdmin
 from mes.errors import DomainError
 
+from .downtime import MAX_REASON, set_downtime_reason
 from .models import (
     DeviceProfile,
+    DowntimeReason,
     DowntimeRecord,
     MachineConnection,
     MachineStateEvent,
@@ -207,10 +210,18 @@ class MachineStateEventAdmin(ReadOnlyAdmin):
     date_hierarchy = "started_at"
 
 
+@admin.register(DowntimeReason)
+class DowntimeReasonAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "code", "planned", "active", "position"]
+    list_filter = ["planned", "active", "parent"]
+    search_fields = ["code", "name"]
+    list_editable = ["active", "position"]
+
+
 class DowntimeReasonForm(forms.ModelForm):
     note = forms.CharField(
         required=False,
-        max_length=services.MAX_REASON,
+        max_length=MAX_REASON,
         help_text="Words of your own, beside or instead of a reason from the tree.",
     )
 
@@ -252,7 +263,7 @@ class DowntimeRecordAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change) -> None:
         choice = form.cleaned_data.get("reason_choice")
         try:
-            services.set_downtime_reason(
+            set_downtime_reason(
                 obj,
                 code=choice.code if choice else "",
                 note=form.cleaned_data.get("note", ""),

@@ -1,8 +1,9 @@
 """Machine connectivity: PLC connections and device profiles (configuration), the poller's
-per-machine link status and counter state, machine state events, downtime records and
-counts that could not be booked on an operation.
+per-machine link status and counter state, machine state events, downtime records with
+their reason tree, and counts that could not be booked on an operation.
 
-Written only by ``shopfloor.plc.services`` (the admin calls those too).
+Written only by ``shopfloor.plc.services`` and ``shopfloor.downtime`` (the admin calls
+those too); the reason tree is configured in the admin.
 """
 
 from __future__ import annotations
@@ -127,6 +128,30 @@ class MachineStateEvent(models.Model):
         return f"{self.machine_id} {self.state} from {self.started_at:%Y-%m-%d %H:%M:%S}"
 
 
+class DowntimeReason(models.Model):
+    """A two-level, configurable tree: a category (no parent) and its reasons."""
+
+    code = models.CharField(_("code"), max_length=32, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    parent = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="children"
+    )
+    planned = models.BooleanField(_("planned"), default=False)
+    active = models.BooleanField(_("active"), default=True)
+    position = models.PositiveIntegerField(_("position"), default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+        verbose_name = _("downtime reason")
+
+    def __str__(self) -> str:
+        return f"{self.parent.name} > {self.name}" if self.parent_id else self.name
+
+    @property
+    def path(self) -> str:
+        return str(self)
+
+
 class DowntimeRecord(models.Model):
     """A stop while an operation was running: the machine went down, or stood idle beyond the
     threshold. The operator terminal asks for a reason; it closes when the machine runs."""
@@ -141,7 +166,7 @@ class DowntimeRecord(models.Model):
     # The pick from the reason tree (for analysis: planned or not, by category), and the
     # words as they were given (the tree's names may change later; this text does not).
     reason_choice = models.ForeignKey(
-        "terminal.DowntimeReason",
+        DowntimeReason,
         on_delete=models.PROTECT,
         null=True,
         blank=True,

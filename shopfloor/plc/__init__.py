@@ -4,8 +4,8 @@
   counter deltas), no ORM, tested alone.
 - ``modbus``: the asyncio side (pymodbus clients on a per-process event loop thread).
 - ``poller``: a poll group's cycle: config, reads, change detection, database writes.
-- ``services`` (writes) and ``selectors`` (reads) for connections, state events, downtime
-  and counts; the REST API calls these.
+- ``services`` (writes) and ``selectors`` (reads) for connections, state events and
+  counts; the REST API calls these. The stops they open and close: :mod:`shopfloor.downtime`.
 - ``simulator``: simulated PLCs (pymodbus server) for the demo, tests and the benchmark.
 """
 

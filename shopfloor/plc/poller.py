@@ -33,6 +33,7 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from mes.choices import MachineState
+from shopfloor.downtime import idle_too_long, open_idle_downtimes
 from shopfloor.models import MachineConnection, PlcStatus
 
 from .counters import StepKind, counter_step, plausible_step
@@ -51,7 +52,6 @@ from .services import (
     FailureWrite,
     ReadWrite,
     StateReading,
-    open_idle_downtimes,
     record_machine_states,
     store_poll_results,
 )
@@ -539,9 +539,7 @@ class GroupPoller:
         candidates = [
             d
             for d in self.devices.values()
-            if d.state == MachineState.IDLE
-            and d.idle_check_at <= now
-            and (wall - d.state_since).total_seconds() >= after
+            if d.idle_check_at <= now and idle_too_long(d.state, d.state_since, wall, after)
         ]
         if not candidates:
             return

@@ -1,5 +1,5 @@
 """Reads of machine connectivity: the contract's ``plc`` block and ``connection`` object,
-state history and downtime for screens."""
+and state history for screens (downtime: :mod:`shopfloor.downtime`)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
-
 from mes.formats import iso_utc
-from mes.models import Machine, WorkCenter
-from shopfloor.models import DowntimeRecord, MachineConnection, MachineStateEvent
+from mes.models import Machine
+from shopfloor.models import MachineConnection, MachineStateEvent
 
 from .config import PROTOCOL
 
@@ -83,19 +81,3 @@ def state_timeline(
             )
         )
     return periods
-
-
-def downtimes_needing_reason(
-    work_center: WorkCenter | None = None,
-) -> QuerySet[DowntimeRecord]:
-    """Stops the operator terminal asks a reason for, newest first."""
-    records = DowntimeRecord.objects.filter(reason="").select_related(
-        "machine", "operation__work_order"
-    )
-    if work_center is not None:
-        records = records.filter(machine__work_center=work_center)
-    return records.order_by("-started_at", "-id")
-
-
-def open_downtime(machine: Machine) -> DowntimeRecord | None:
-    return DowntimeRecord.objects.filter(machine=machine, ended_at__isnull=True).first()

@@ -1,6 +1,6 @@
 """Writes of machine connectivity: connection and profile configuration, what the poller
-saw (counters, link health, machine states), downtime records and the booking of counted
-parts on operations.
+saw (counters, link health, machine states, with the downtime records they open and close
+through :mod:`shopfloor.downtime`) and the booking of counted parts on operations.
 
 Machine states go through :func:`mes.services.set_machine_state` and quantities through
 :func:`mes.services.report_quantity`, always as the system actor ``plc:<machine code>``.
@@ -17,21 +17,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from django.utils.translation import gettext
 
 from mes import services as mes_services
-from mes.choices import EntityType, MachineState, OperationStatus
+from mes.choices import MachineState, OperationStatus
 from mes.errors import DomainError, ValidationFailed
 from mes.models import CODE_VALIDATOR, Machine, Operation
-from shopfloor.choices import DowntimeCause
+from shopfloor.downtime import update_downtimes
 from shopfloor.models import (
     DeviceProfile,
-    DowntimeRecord,
     MachineConnection,
     MachineStateEvent,
     PlcStatus,
@@ -42,8 +39,6 @@ from .config import ConnectionSpec, parse_connection
 from .registers import SpecError, parse_register_map
 
 logger = logging.getLogger("shopfloor.plc")
-
-MAX_REASON = 500
 
 
 def actor_for(code: str) -> mes_services.Actor:
@@ -356,7 +351,7 @@ def record_machine_states(readings: Sequence[StateReading]) -> list[StateReading
                 logger.warning("PLC %s: %s not recorded: %s", reading.code, reading.state, exc)
         if changed:
             _write_state_events(changed)
-            _update_downtimes(changed)
+            update_downtimes(changed)
     return changed
 
 
@@ -371,125 +366,6 @@ def _write_state_events(changed: Sequence[StateReading]) -> None:
         )
         for r in changed
     )
-
-
-def _running_operations(machine_ids: Iterable[int]) -> dict[int, int]:
-    return dict(
-        Operation.objects.filter(
-            machine_id__in=list(machine_ids), status=OperationStatus.RUNNING
-        ).values_list("machine_id", "id")
-    )
-
-
-def _update_downtimes(changed: Sequence[StateReading]) -> None:
-    running_again = {r.machine_id: r for r in changed if r.state == MachineState.RUNNING}
-    if running_again:
-        records = list(
-            DowntimeRecord.objects.select_for_update().filter(
-                machine_id__in=running_again, ended_at__isnull=True
-            )
-        )
-        for record in records:
-            record.ended_at = max(record.started_at, running_again[record.machine_id].at)
-        if records:
-            DowntimeRecord.objects.bulk_update(records, ["ended_at"])
-    down = {r.machine_id: r for r in changed if r.state == MachineState.DOWN}
-    if down:
-        _open_downtimes({m: (r.at, DowntimeCause.DOWN) for m, r in down.items()})
-
-
-def _open_downtimes(stops: dict[int, tuple[datetime, str]]) -> list[DowntimeRecord]:
-    """Open a downtime record for each machine that has a running operation and no open
-    record yet."""
-    running = _running_operations(stops)
-    already = set(
-        DowntimeRecord.objects.filter(machine_id__in=running, ended_at__isnull=True).values_list(
-            "machine_id", flat=True
-        )
-    )
-    return DowntimeRecord.objects.bulk_create(
-        DowntimeRecord(
-            machine_id=machine_id,
-            operation_id=running[machine_id],
-            cause=stops[machine_id][1],
-            started_at=stops[machine_id][0],
-        )
-        for machine_id in sorted(running)
-        if machine_id not in already
-    )
-
-
-def open_idle_downtimes(candidates: Sequence[tuple[int, datetime]]) -> list[DowntimeRecord]:
-    """Machines idle since the given time beyond the threshold: open a downtime record, from
-    the start of the idle period, for those still idle since then with an operation running."""
-    if not candidates:
-        return []
-    since = dict(candidates)
-    with transaction.atomic():
-        still_idle = {
-            pk: state_since
-            for pk, state_since in Machine.objects.filter(
-                pk__in=since, state=MachineState.IDLE
-            ).values_list("pk", "state_since")
-        }
-        return _open_downtimes({pk: (at, DowntimeCause.IDLE) for pk, at in still_idle.items()})
-
-
-def set_downtime_reason(
-    record: DowntimeRecord,
-    *,
-    actor: AbstractBaseUser,
-    code: str = "",
-    note: str = "",
-    at: datetime | None = None,
-) -> DowntimeRecord:
-    """The reason for a stop: a pick from the reason tree (``code`` of an active reason, not
-    a category) and/or words (``note``). Asked by the terminal, may be corrected later from
-    the admin; every answer is in the machine's audit trail."""
-    from shopfloor.terminal.models import DowntimeReason
-
-    code, note = (code or "").strip(), (note or "").strip()
-    choice = None
-    if code:
-        choice = (
-            DowntimeReason.objects.filter(code=code, active=True, parent__isnull=False)
-            .select_related("parent")
-            .first()
-        )
-        if choice is None:
-            raise ValidationFailed.field(
-                "code", gettext("“%(code)s” is not an active downtime reason.") % {"code": code}
-            )
-    elif not note:
-        raise ValidationFailed.field("reason", gettext("Say why the machine stopped."))
-    text = note
-    if choice is not None:
-        # Stored in English like every reason in the audit trail; read by everyone.
-        kind = "planned" if choice.planned else "unplanned"
-        text = f"{choice.path} ({kind})" + (f": {note}" if note else "")
-    if len(text) > MAX_REASON:
-        raise ValidationFailed.field("reason", f"At most {MAX_REASON} characters.")
-    at = at or timezone.now()
-    with transaction.atomic():
-        locked = (
-            DowntimeRecord.objects.select_for_update().select_related("machine").get(pk=record.pk)
-        )
-        before = locked.reason
-        locked.reason_choice, locked.reason = choice, text
-        locked.reason_by, locked.reason_at = actor, at
-        locked.save(update_fields=["reason_choice", "reason", "reason_by", "reason_at"])
-        mes_services.write_audit(
-            mes_services.Actor.of(actor),
-            entity_type=EntityType.MACHINE,
-            entity_id=locked.machine_id,
-            entity_label=locked.machine.code,
-            work_order=None,
-            action="downtime_reason",
-            at=at,
-            changes={"downtime": locked.pk, "reason": [before, text]},
-            reason=text,
-        )
-        return locked
 
 
 # --- Booking counted parts on operations ---------------------------------------------------

@@ -1,14 +1,6 @@
 from django.contrib import admin
 
-from .models import DowntimeReason, SignInFailure
-
-
-@admin.register(DowntimeReason)
-class DowntimeReasonAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "code", "planned", "active", "position"]
-    list_filter = ["planned", "active", "parent"]
-    search_fields = ["code", "name"]
-    list_editable = ["active", "position"]
+from .models import SignInFailure
 
 
 @admin.register(SignInFailure)

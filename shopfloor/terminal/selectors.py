@@ -8,9 +8,8 @@ from django.db.models import Case, F, IntegerField, Value, When
 
 from mes.choices import OperationStatus, Priority, WorkOrderStatus
 from mes.models import Machine, Operation, WorkCenter
+from shopfloor import downtime
 from shopfloor.models import DowntimeRecord
-
-from .models import DowntimeReason
 
 Op = OperationStatus
 
@@ -36,10 +35,7 @@ def machine_tiles(work_center: WorkCenter) -> list[MachineTile]:
         .order_by("-status", "-updated_at")
     ):
         ops.setdefault(op.machine_id, op)
-    downtimes = {
-        d.machine_id: d
-        for d in DowntimeRecord.objects.filter(machine_id__in=ids, ended_at__isnull=True, reason="")
-    }
+    downtimes = downtime.open_without_reason(ids)
     return [MachineTile(m, ops.get(m.pk), downtimes.get(m.pk)) for m in machines]
 
 
@@ -103,12 +99,3 @@ def resolve_scan(code: str, work_center: WorkCenter | None) -> Operation | None:
         if here:
             return here
     return open_ops.first() or ops.last()
-
-
-def reason_tree() -> list[tuple[DowntimeReason, list[DowntimeReason]]]:
-    reasons = list(DowntimeReason.objects.filter(active=True))
-    children: dict[int, list[DowntimeReason]] = {}
-    for reason in reasons:
-        if reason.parent_id:
-            children.setdefault(reason.parent_id, []).append(reason)
-    return [(r, children.get(r.pk, [])) for r in reasons if r.parent_id is None]

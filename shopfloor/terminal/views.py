@@ -25,8 +25,8 @@ from mes.choices import EntityType, OperationStatus, Role
 from mes.errors import DomainError
 from mes.formats import display_quantity
 from mes.models import Machine, OperatorProfile, WorkCenter
+from shopfloor.downtime import reason_tree, set_downtime_reason
 from shopfloor.models import DowntimeRecord
-from shopfloor.plc.services import set_downtime_reason
 
 from . import selectors, session
 from .models import FormToken
@@ -399,7 +399,7 @@ def downtime(request: HttpRequest, pk: int) -> HttpResponse:
         _context(
             request,
             record=record,
-            tree=selectors.reason_tree(),
+            tree=reason_tree(),
             category=request.GET.get("category", ""),
         ),
     )

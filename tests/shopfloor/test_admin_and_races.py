@@ -12,7 +12,13 @@ from django.utils import timezone
 
 from mes import services
 from mes.models import AuditRecord, Operation
-from shopfloor.models import DeviceProfile, DowntimeRecord, MachineConnection, PlcStatus
+from shopfloor.models import (
+    DeviceProfile,
+    DowntimeReason,
+    DowntimeRecord,
+    MachineConnection,
+    PlcStatus,
+)
 from shopfloor.plc.services import (
     ReadWrite,
     book_pending_counts,
@@ -20,7 +26,6 @@ from shopfloor.plc.services import (
     set_machine_connection,
     store_poll_results,
 )
-from shopfloor.terminal.models import DowntimeReason
 from tests.factories import MachineFactory, make_work_order
 
 from .conftest import connection as connection_body

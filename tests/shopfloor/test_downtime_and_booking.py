@@ -10,10 +10,11 @@ import pytest
 from mes import services
 from mes.errors import InvalidTransition, ValidationFailed
 from mes.models import AuditRecord, Operation
+from shopfloor.downtime import downtimes_needing_reason, open_downtime, set_downtime_reason
 from shopfloor.models import DowntimeRecord, PlcStatus, UnassignedCount
 from shopfloor.plc import services as plc_services
-from shopfloor.plc.selectors import downtimes_needing_reason, open_downtime, state_timeline
-from shopfloor.plc.services import book_pending_counts, set_downtime_reason
+from shopfloor.plc.selectors import state_timeline
+from shopfloor.plc.services import book_pending_counts
 from shopfloor.tasks import book_plc_counts
 from tests.factories import make_work_order
 

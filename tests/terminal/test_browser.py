@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from mes import services
 from mes.models import AuditRecord, Operation
-from shopfloor.models import DowntimeRecord
+from shopfloor.models import DowntimeReason, DowntimeRecord
 from shopfloor.terminal import session
 
 from ..factories import make_routing, make_work_order
@@ -80,8 +80,8 @@ def migration_data(browser, db):
     importlib.import_module("mes.migrations.0002_roles_and_audit_guard").create_roles(
         django_apps, None
     )
-    importlib.import_module("shopfloor.terminal.migrations.0002_default_reasons").create(
-        django_apps, None
+    importlib.import_module("shopfloor.terminal.migrations.0002_default_reasons").create_tree(
+        DowntimeReason
     )
 
 

@@ -20,9 +20,9 @@ from django.utils.formats import date_format
 
 from mes import services
 from mes.models import AuditRecord, ProductionConfirmation
-from shopfloor.models import DowntimeRecord
+from shopfloor.models import DowntimeReason, DowntimeRecord
 from shopfloor.terminal import session
-from shopfloor.terminal.models import DowntimeReason, FormToken, SignInFailure
+from shopfloor.terminal.models import FormToken, SignInFailure
 
 from ..factories import make_routing, make_work_order
 from .conftest import (

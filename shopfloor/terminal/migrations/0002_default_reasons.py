@@ -41,7 +41,12 @@ TREE = [
 
 
 def create(apps, schema_editor):
-    Reason = apps.get_model("terminal", "DowntimeReason")
+    create_tree(apps.get_model("terminal", "DowntimeReason"))
+
+
+def create_tree(Reason):
+    """The tree's rows, with ``Reason`` the downtime reason model (historical or current: the
+    browser tests put the tree back with it after emptying the tables)."""
     for position, (code, name, planned, children) in enumerate(TREE):
         parent, _ = Reason.objects.get_or_create(
             code=code, defaults={"name": name, "planned": planned, "position": position}
