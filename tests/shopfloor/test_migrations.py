@@ -34,8 +34,10 @@ def test_an_upgraded_database_keeps_its_reasons_their_stops_and_permissions():
     try:
         OldReason = old.get_model("terminal", "DowntimeReason")
         assert OldReason._meta.db_table == "terminal_downtimereason"
-        hydraulics = OldReason.objects.get(code="MECH-HYD")
-        OldReason.objects.create(code="OWN", name="Plant's own", parent=hydraulics.parent)
+        # Own rows: an earlier transactional test may have emptied the migration's tree.
+        category = OldReason.objects.create(code="T-MECH", name="Mechanical")
+        hydraulics = OldReason.objects.create(code="T-HYD", name="Hydraulics", parent=category)
+        OldReason.objects.create(code="T-OWN", name="Plant's own", parent=category)
         old.get_model("shopfloor", "DowntimeRecord").objects.create(
             machine_id=machine.pk,
             cause="down",
@@ -57,7 +59,7 @@ def test_an_upgraded_database_keeps_its_reasons_their_stops_and_permissions():
     assert DowntimeReason._meta.db_table == "shopfloor_downtimereason"
     record = DowntimeRecord.objects.select_related("reason_choice__parent").get()
     assert record.reason_choice.path == "Mechanical > Hydraulics"
-    assert DowntimeReason.objects.get(code="OWN").parent.code == "MECH"
+    assert DowntimeReason.objects.get(code="T-OWN").parent.code == "T-MECH"
     assert ContentType.objects.get_for_model(DowntimeReason).pk == old_type.pk
     assert not ContentType.objects.filter(app_label="terminal", model="downtimereason").exists()
     assert supervisors.permissions.filter(
