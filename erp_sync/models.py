@@ -19,6 +19,7 @@ class EventType(models.TextChoices):
     WORK_ORDER_UPDATED = "work_order.updated", "work_order.updated"
     CONFIRMATION_CREATED = "confirmation.created", "confirmation.created"
     SCHEDULE_CHANGED = "schedule.changed", "schedule.changed"
+    QUALITY_NONCONFORMANCE = "quality.nonconformance", "quality.nonconformance"
 
 
 class OutboxEvent(models.Model):

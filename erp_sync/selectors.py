@@ -128,9 +128,34 @@ def routing_data(routing: Routing) -> dict:
                 "setup_seconds": step.setup_seconds,
                 "cycle_seconds": quantity(step.cycle_seconds),
                 "instructions": step.instructions,
+                "checks": [_check_data(c) for c in step.checks.all()],
             }
             for step in steps
         ],
+    }
+
+
+def _check_data(c) -> dict:
+    def number(value):
+        return None if value is None else quantity(value)
+
+    return {
+        "code": c.code,
+        "name": c.name,
+        "kind": c.kind,
+        "nominal": number(c.nominal),
+        "lower_limit": number(c.lower_limit),
+        "upper_limit": number(c.upper_limit),
+        "unit": c.unit,
+        "decimals": c.decimals,
+        "defect_codes": c.defect_codes,
+        "sample_size": c.sample_size,
+        "first_piece": c.first_piece,
+        "every_n": c.every_n,
+        "every_minutes": c.every_minutes,
+        "last_piece": c.last_piece,
+        "mandatory": c.mandatory,
+        "reaction": c.reaction,
     }
 
 

@@ -40,6 +40,9 @@ class EntityType(models.TextChoices):
     WORK_ORDER = "work_order", _("Work order")
     OPERATION = "operation", _("Operation")
     MACHINE = "machine", _("Machine")
+    QUALITY_RESULT = "quality_result", _("Quality result")
+    NONCONFORMANCE = "nonconformance", _("Nonconformance")
+    CHARACTERISTIC = "characteristic", _("Characteristic")
 
 
 class Role(models.TextChoices):

@@ -15,7 +15,25 @@ from django.db import IntegrityError, models, transaction
 
 from .errors import Conflict, UnknownReference, ValidationFailed
 from .models import Area, Machine, Product, Routing, RoutingStep, Site, WorkCenter
+from .quality.models import InspectionCharacteristic
+from .quality.plans import PLAN_FIELDS, step_plan, validate_plan
 from .services import activate_routing
+
+CHECK_DEFAULTS = {
+    "nominal": None,
+    "lower_limit": None,
+    "upper_limit": None,
+    "unit": "",
+    "decimals": 2,
+    "defect_codes": [],
+    "sample_size": 1,
+    "first_piece": True,
+    "every_n": None,
+    "every_minutes": None,
+    "last_piece": False,
+    "mandatory": True,
+    "reaction": "hold_operation",
+}
 
 Result = tuple[Any, bool, bool]
 
@@ -102,11 +120,35 @@ def _step_values(steps: list[dict]) -> list[dict]:
     return values
 
 
+def _plan_values(steps: list[dict]) -> dict[int, list[dict] | None]:
+    """Each step's inspection plan as given (None where ``checks`` is left out)."""
+    plans: dict[int, list[dict] | None] = {}
+    for index, step in enumerate(steps):
+        checks = step.get("checks")
+        if checks is None:
+            plans[step["sequence"]] = None
+            continue
+        codes = [c["code"] for c in checks]
+        if len(set(codes)) != len(codes):
+            raise ValidationFailed.field(
+                f"steps.{index}.checks", "Characteristic codes must be unique within a step."
+            )
+        plan = []
+        for position, check in enumerate(checks):
+            values = {**CHECK_DEFAULTS, **check, "position": position}
+            values["defect_codes"] = list(values.get("defect_codes") or [])
+            validate_plan(values, f"steps.{index}.checks.{position}")
+            plan.append({name: values[name] for name in PLAN_FIELDS})
+        plans[step["sequence"]] = plan
+    return plans
+
+
 def upsert_routing(code: str, *, product: str, active: bool, steps: list[dict]) -> Result:
     """Steps are replaced as a whole; operations already released keep their copies, so a
     routing can change while orders using it are on the floor."""
     prod = _resolve(Product, "product", product)
     wanted = _step_values(steps)
+    wanted_plans = _plan_values(steps)
     with transaction.atomic():
         routing = Routing.objects.select_for_update().filter(code=code).first()
         created = routing is None
@@ -124,6 +166,7 @@ def upsert_routing(code: str, *, product: str, active: bool, steps: list[dict]) 
             routing.product, routing.version, routing.active = prod, (last or 0) + 1, False
             routing.save(update_fields=["product", "version", "active"])
             changed = True
+        existing = list(routing.steps.select_related("work_center").prefetch_related("checks"))
         current = [
             {
                 "sequence": s.sequence,
@@ -133,11 +176,27 @@ def upsert_routing(code: str, *, product: str, active: bool, steps: list[dict]) 
                 "cycle_seconds": s.cycle_seconds,
                 "instructions": s.instructions,
             }
-            for s in routing.steps.select_related("work_center").order_by("sequence")
+            for s in sorted(existing, key=lambda step: step.sequence)
         ]
-        if current != wanted:
+        # A step that leaves out ``checks`` keeps its inspection plan: nothing is lost by
+        # omission; ``"checks": []`` removes it.
+        plans_now = {s.sequence: step_plan(s) for s in existing}
+        plans_wanted = {
+            seq: plan if plan is not None else plans_now.get(seq, [])
+            for seq, plan in wanted_plans.items()
+        }
+        if current != wanted or plans_now != plans_wanted:
             routing.steps.all().delete()
-            RoutingStep.objects.bulk_create([RoutingStep(routing=routing, **v) for v in wanted])
+            steps = RoutingStep.objects.bulk_create(
+                [RoutingStep(routing=routing, **v) for v in wanted]
+            )
+            InspectionCharacteristic.objects.bulk_create(
+                [
+                    InspectionCharacteristic(step=step, **plan)
+                    for step in steps
+                    for plan in plans_wanted[step.sequence]
+                ]
+            )
             changed = True
         if active and not routing.active:
             activate_routing(routing)

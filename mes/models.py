@@ -286,6 +286,8 @@ class ProductionConfirmation(models.Model):
     labor_seconds = models.DecimalField(max_digits=14, decimal_places=3)
     machine_seconds = models.DecimalField(max_digits=14, decimal_places=3)
     materials = models.JSONField(default=list, blank=True)
+    # [{"code": <scrap reason code>, "quantity": <decimal text>}] for the scrap in this delta.
+    scrap_reasons = models.JSONField(default=list, blank=True)
     occurred_at = models.DateTimeField()
 
     class Meta:

@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "mes",
+    "mes.quality",
     "erp_sync",
     "shopfloor",
     "shopfloor.terminal",
@@ -324,6 +325,11 @@ SPECTACULAR_SETTINGS = {
         "WorkOrderStatusEnum": "mes.choices.WorkOrderStatus.values",
         "OperationStatusEnum": "mes.choices.OperationStatus.values",
         "MachineStateEnum": "mes.choices.MachineState.values",
+        "CheckKindEnum": "mes.quality.choices.CheckKind.values",
+        "ReactionEnum": "mes.quality.choices.Reaction.values",
+        "DispositionEnum": "mes.quality.choices.Disposition.values",
+        "NonconformanceStatusEnum": "mes.quality.choices.NonconformanceStatus.values",
+        "VerdictEnum": "mes.quality.choices.Verdict.values",
     },
 }
 

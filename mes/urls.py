@@ -16,6 +16,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("erp_sync.api.urls")),
     path("terminal/", include("shopfloor.terminal.urls")),
+    path("quality/", include("mes.quality.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
 ]
 

@@ -19,6 +19,7 @@ from .barcode import code128_svg
 from .choices import Role, WorkOrderStatus
 from .filters import WorkOrderFilter
 from .models import Machine
+from .quality.models import InspectionResult
 from .statemachine import WORK_ORDER_TERMINAL
 
 
@@ -88,6 +89,14 @@ def work_order_detail(request: HttpRequest, number: str) -> HttpResponse:
             "operations": list(work_order.operations.all()),
             "history": selectors.work_order_history(work_order),
             "now": timezone.now(),
+            "results": list(
+                InspectionResult.objects.filter(work_order=work_order)
+                .select_related("characteristic", "operation")
+                .order_by("-seq")[:100]
+            ),
+            "nonconformances": list(
+                work_order.nonconformances.select_related("operation").order_by("-opened_at")
+            ),
         },
     )
 

@@ -158,6 +158,11 @@ class MaterialSerializer(serializers.Serializer):
     quantity = serializers.FloatField()
 
 
+class ScrapReasonQuantitySerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="A scrap reason code (configured in the MES).")
+    quantity = serializers.FloatField()
+
+
 class ConfirmationSerializer(serializers.Serializer):
     seq = serializers.IntegerField()
     id = serializers.UUIDField(help_text="The idempotency key.")
@@ -169,6 +174,10 @@ class ConfirmationSerializer(serializers.Serializer):
     labor_seconds = serializers.FloatField()
     machine_seconds = serializers.FloatField()
     materials = MaterialSerializer(many=True)
+    scrap_reasons = ScrapReasonQuantitySerializer(
+        many=True,
+        help_text="The scrap of this delta by scrap reason code (added in v1; may be empty).",
+    )
     occurred_at = serializers.DateTimeField()
 
 
@@ -207,6 +216,68 @@ class ProductSerializer(serializers.Serializer):
     unit = serializers.CharField(max_length=16)
 
 
+SPEC_NUMBER = {
+    "max_digits": 18,
+    "decimal_places": 6,
+    "required": False,
+    "allow_null": True,
+    "default": None,
+    "coerce_to_string": False,
+}
+
+
+class CheckSerializer(serializers.Serializer):
+    """One characteristic of a routing step's inspection plan."""
+
+    code = serializers.CharField(**CODE_FIELD)
+    name = serializers.CharField(max_length=200)
+    kind = serializers.ChoiceField(
+        choices=["variable", "attribute"],
+        help_text="`variable`: a measured value against spec limits; `attribute`: pass/fail.",
+    )
+    nominal = serializers.DecimalField(**SPEC_NUMBER)
+    lower_limit = serializers.DecimalField(**SPEC_NUMBER)
+    upper_limit = serializers.DecimalField(**SPEC_NUMBER)
+    unit = serializers.CharField(max_length=16, required=False, allow_blank=True, default="")
+    decimals = serializers.IntegerField(min_value=0, max_value=6, default=2)
+    defect_codes = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        required=False,
+        default=list,
+        max_length=100,
+        help_text="Defects an operator picks from when an attribute check fails.",
+    )
+    sample_size = serializers.IntegerField(
+        min_value=1, max_value=10, default=1, help_text="Values per sample (X-bar/R above 1)."
+    )
+    first_piece = serializers.BooleanField(default=True)
+    every_n = serializers.IntegerField(
+        min_value=1,
+        max_value=2_000_000_000,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Due every N good units.",
+    )
+    every_minutes = serializers.IntegerField(
+        min_value=1,
+        max_value=1_000_000,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Due every T minutes of running time.",
+    )
+    last_piece = serializers.BooleanField(default=False)
+    mandatory = serializers.BooleanField(
+        default=True, help_text="A mandatory check that is due refuses Complete."
+    )
+    reaction = serializers.ChoiceField(
+        choices=["warn", "hold_operation", "hold_work_order"],
+        default="hold_operation",
+        help_text="What an out-of-spec result does besides opening a nonconformance.",
+    )
+
+
 class RoutingStepSerializer(serializers.Serializer):
     sequence = serializers.IntegerField(min_value=1, max_value=2_000_000_000)
     name = serializers.CharField(max_length=200)
@@ -221,6 +292,13 @@ class RoutingStepSerializer(serializers.Serializer):
     )
     instructions = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=20000
+    )
+    checks = CheckSerializer(
+        many=True,
+        required=False,
+        max_length=50,
+        help_text="The step's inspection plan. Left out, the step keeps the plan it has; "
+        "`[]` removes it. Copied into operations at release.",
     )
 
 
@@ -320,6 +398,82 @@ class ErpEndpointSerializer(serializers.Serializer):
         child=serializers.ChoiceField(choices=EventType.values), allow_empty=False
     )
     active = serializers.BooleanField(default=True)
+
+
+# --- Quality ----------------------------------------------------------------------------------
+
+
+class QualityResultSerializer(serializers.Serializer):
+    seq = serializers.IntegerField(help_text="Strictly increasing and gap-free.")
+    work_order = serializers.CharField()
+    operation_sequence = serializers.IntegerField()
+    characteristic = serializers.CharField()
+    name = serializers.CharField()
+    series = serializers.CharField(help_text="routing/step sequence/characteristic code")
+    kind = serializers.ChoiceField(choices=["variable", "attribute"])
+    sample = serializers.CharField(
+        help_text="`first`, `last`, `piece:<n>`, `time:<minutes>` or `extra:<n>`."
+    )
+    values = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Exactly as entered: decimal text, or `pass`/`fail`.",
+    )
+    unit = serializers.CharField()
+    lower_limit = serializers.FloatField(allow_null=True)
+    upper_limit = serializers.FloatField(allow_null=True)
+    verdict = serializers.ChoiceField(choices=["pass", "fail"])
+    defect_code = serializers.CharField(allow_null=True)
+    version = serializers.IntegerField(help_text="Above 1 for a correction.")
+    supersedes = serializers.IntegerField(
+        allow_null=True, help_text="The seq of the version this one corrects."
+    )
+    correction_reason = serializers.CharField(allow_null=True)
+    machine = serializers.CharField(allow_null=True)
+    recorded_by = serializers.CharField()
+    recorded_at = serializers.DateTimeField()
+
+
+class QualityResultPageSerializer(serializers.Serializer):
+    results = QualityResultSerializer(many=True)
+    last_seq = serializers.IntegerField(
+        help_text="The seq of the last result (or `after` when there is none)."
+    )
+
+
+class NonconformanceQuerySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["open", "closed"], required=False)
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=500, default=100)
+    cursor = serializers.CharField(required=False, max_length=200)
+
+
+class NonconformanceSerializer(serializers.Serializer):
+    number = serializers.CharField()
+    status = serializers.ChoiceField(choices=["open", "closed"])
+    work_order = serializers.CharField()
+    operation_sequence = serializers.IntegerField()
+    characteristic = serializers.CharField()
+    name = serializers.CharField()
+    sample = serializers.CharField()
+    values = serializers.ListField(child=serializers.CharField())
+    unit = serializers.CharField()
+    lower_limit = serializers.FloatField(allow_null=True)
+    upper_limit = serializers.FloatField(allow_null=True)
+    result_seq = serializers.IntegerField(help_text="The current version of the result.")
+    reaction = serializers.ChoiceField(choices=["warn", "hold_operation", "hold_work_order"])
+    description = serializers.CharField()
+    opened_at = serializers.DateTimeField()
+    opened_by = serializers.CharField()
+    disposition = serializers.ChoiceField(choices=["use_as_is", "rework", "scrap"], allow_null=True)
+    disposition_quantity = serializers.FloatField(allow_null=True)
+    rework_operation_sequence = serializers.IntegerField(allow_null=True)
+    closed_at = serializers.DateTimeField(allow_null=True)
+    closed_by = serializers.CharField(allow_null=True)
+    updated_at = serializers.DateTimeField()
+
+
+class NonconformancePageSerializer(serializers.Serializer):
+    results = NonconformanceSerializer(many=True)
+    next = serializers.URLField(allow_null=True)
 
 
 def page_of(item: type[serializers.Serializer], name: str) -> type[serializers.Serializer]:

@@ -33,6 +33,12 @@ urlpatterns = [
         name="work-order-cancel",
     ),
     path("confirmations/", views.ConfirmationListView.as_view(), name="confirmation-list"),
+    path("quality/results/", views.QualityResultListView.as_view(), name="quality-result-list"),
+    path(
+        "quality/nonconformances/",
+        views.NonconformanceListView.as_view(),
+        name="quality-nonconformance-list",
+    ),
     path("machines/", views.MachineList.as_view(), name="machine-list"),
     path("machines/<str:code>/", views.MachineDetail.as_view(), name="machine-detail"),
     path("erp-endpoints/", views.ErpEndpointList.as_view(), name="erp-endpoint-list"),

@@ -23,6 +23,7 @@ from erp_sync.models import ErpEndpoint
 from mes import masterdata, services
 from mes.errors import NotFound, StaleObject
 from mes.models import Area, Machine, Product, Routing, Site, WorkCenter, WorkOrder
+from mes.quality import selectors as quality_selectors
 
 from . import serializers as s
 from .exceptions import PreconditionFailed
@@ -309,6 +310,56 @@ class ConfirmationListView(ApiView):
         return Response({"results": results, "last_seq": last})
 
 
+# --- Quality --------------------------------------------------------------------------------
+
+
+class QualityResultListView(ApiView):
+    permission_classes = [ErpScope]
+
+    @extend_schema(
+        operation_id="quality_results_list",
+        parameters=[s.ConfirmationQuerySerializer],
+        responses={200: s.QualityResultPageSerializer, **ERRORS},
+        description="Inspection results after `after`, by strictly increasing, gap-free `seq` "
+        "(as confirmations): a reader that stores `last_seq` misses nothing. A correction "
+        "is a new result with `version` above 1 and `supersedes` naming the one it corrects.",
+    )
+    def get(self, request: Request) -> Response:
+        query = self.parse(s.ConfirmationQuerySerializer, request.query_params)
+        rows = quality_selectors.results_after(query["after"], query["limit"])
+        results = [quality_selectors.result_representation(r) for r in rows]
+        last = results[-1]["seq"] if results else query["after"]
+        return Response({"results": results, "last_seq": last})
+
+
+class NonconformanceListView(ApiView):
+    permission_classes = [ErpScope]
+
+    @extend_schema(
+        operation_id="quality_nonconformances_list",
+        parameters=[s.NonconformanceQuerySerializer],
+        responses={200: s.NonconformancePageSerializer, **ERRORS},
+        description="Nonconformances by number, optionally only `open` or `closed` ones. The "
+        "ERP also receives each one as a `quality.nonconformance` event when it opens and "
+        "when its signed disposition closes it.",
+    )
+    def get(self, request: Request) -> Response:
+        query = self.parse(s.NonconformanceQuerySerializer, request.query_params)
+        rows, next_link = page_by_code(
+            quality_selectors.nonconformances(query.get("status")),
+            request,
+            query["page_size"],
+            query.get("cursor"),
+            field="number",
+        )
+        return Response(
+            {
+                "results": [quality_selectors.nonconformance_representation(nc) for nc in rows],
+                "next": next_link,
+            }
+        )
+
+
 # --- Master data and machines -----------------------------------------------------------------
 
 
@@ -438,7 +489,7 @@ class RoutingViews(_MasterDataView):
     model, serializer, related = Routing, s.RoutingSerializer, ("product",)
 
     def queryset(self):
-        return super().queryset().prefetch_related("steps__work_center")
+        return super().queryset().prefetch_related("steps__work_center", "steps__checks")
 
     def represent_many(self, rows):
         return [api_selectors.routing_data(row) for row in rows]

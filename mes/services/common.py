@@ -76,6 +76,12 @@ PAST_TENSE = {
     "count": gettext_lazy("counted"),
     "downtime_reason": gettext_lazy("given a downtime reason"),
     "reschedule": gettext_lazy("rescheduled"),
+    "record_check": gettext_lazy("given a check result"),
+    "correct_check": gettext_lazy("given a corrected check result"),
+    "open": gettext_lazy("opened"),
+    "disposition": gettext_lazy("dispositioned"),
+    "freeze_limits": gettext_lazy("given frozen control limits"),
+    "release_limits": gettext_lazy("given limits from the data again"),
 }
 
 

@@ -17,8 +17,11 @@ from ..choices import EntityType
 from ..errors import Conflict, InvalidTransition, ValidationFailed
 from ..formats import display_quantity, iso_utc, quantity
 from ..models import ConfirmationKind, Machine, Operation, ProductionConfirmation, WorkOrder
+from ..quality import selectors as quality
+from ..quality.models import ScrapReason
 from ..statemachine import OPERATION_COUNTING
 from .common import (
+    PAST_TENSE,
     WO,
     Actor,
     ActorLike,
@@ -36,6 +39,19 @@ from .common import (
     _when,
     write_audit,
 )
+
+
+def _refuse_while_held(op: Operation, verb: str) -> None:
+    holds = list(quality.open_holds(operation=op).values_list("number", flat=True))
+    if holds:
+        raise InvalidTransition(
+            _(
+                "%(op)s is on quality hold (%(nc)s); it cannot be %(verb)s until a supervisor "
+                "signs the disposition."
+            )
+            % {"op": op.label, "nc": ", ".join(holds), "verb": PAST_TENSE.get(verb, verb)},
+            errors={"status": ["Held by an open nonconformance."]},
+        )
 
 
 def _lock_free_machine(machine: Machine, op: Operation) -> Machine:
@@ -104,6 +120,7 @@ def confirmation_representation(c: ProductionConfirmation, work_order_number: st
         "labor_seconds": quantity(c.labor_seconds),
         "machine_seconds": quantity(c.machine_seconds),
         "materials": c.materials,
+        "scrap_reasons": c.scrap_reasons,
         "occurred_at": iso_utc(c.occurred_at),
     }
 
@@ -117,6 +134,7 @@ def _write_confirmation(
     scrap: Decimal,
     seconds: Decimal,
     at: datetime,
+    scrap_reasons: list[dict] | None = None,
 ) -> ProductionConfirmation:
     """Append a confirmation and its ``confirmation.created`` event. Takes the gap-free
     sequence number, so call it after ``_save_work_order`` (lock order: the orders' clock,
@@ -133,6 +151,7 @@ def _write_confirmation(
         labor_seconds=seconds,
         machine_seconds=seconds,
         materials=[],
+        scrap_reasons=scrap_reasons or [],
         occurred_at=at,
     )
     record_event(
@@ -242,6 +261,7 @@ def resume_operation(
                 % {"op": op.label, "status": op.get_status_display().lower(), "hint": hint},
                 errors={"status": [f"{op.status} -> running by resume is not allowed."]},
             )
+        _refuse_while_held(op, "resume")
         if op.machine_id is not None:
             _lock_free_machine(op.machine, op)
         _move(op, Op.RUNNING, action="resume", actor=actor, at=at)
@@ -259,13 +279,24 @@ def report_quantity(
     good: Decimal | int | str = 0,
     scrap: Decimal | int | str = 0,
     reason: str = "",
+    scrap_reason: str = "",
     at: datetime | None = None,
     expected_version: int | None = None,
 ) -> Operation:
     """Add good and scrap quantities (deltas) to a running or paused operation. Negative
-    deltas correct an earlier report and need a reason; totals never go below zero."""
+    deltas correct an earlier report and need a reason; totals never go below zero.
+    ``scrap_reason`` is a scrap reason's code, sent to the ERP with the scrap."""
     actor, at = Actor.of(actor), _when(at)
     good_delta, scrap_delta = _to_quantity(good, "good"), _to_quantity(scrap, "scrap")
+    scrap_reason = (scrap_reason or "").strip()
+    if scrap_reason and not scrap_delta:
+        raise ValidationFailed.field(
+            "scrap_reason", _("A scrap reason goes with a scrap quantity.")
+        )
+    if scrap_reason and not ScrapReason.objects.filter(code=scrap_reason, active=True).exists():
+        raise ValidationFailed.field(
+            "scrap_reason", _("Unknown scrap reason %(code)s.") % {"code": scrap_reason[:64]}
+        )
     if good_delta == 0 and scrap_delta == 0:
         raise ValidationFailed(
             _("Enter a good or scrap quantity."),
@@ -320,7 +351,7 @@ def report_quantity(
             work_order=wo,
             action="report_quantity",
             at=at,
-            changes=changes,
+            changes={**changes, **({"scrap_reason": scrap_reason} if scrap_reason else {})},
             reason=reason.strip(),
         )
         seconds = _take_confirmation(op, at)
@@ -335,6 +366,9 @@ def report_quantity(
             scrap=scrap_delta,
             seconds=seconds,
             at=at,
+            scrap_reasons=(
+                [{"code": scrap_reason, "quantity": quantity(scrap_delta)}] if scrap_reason else []
+            ),
         )
         return op
 
@@ -354,6 +388,17 @@ def complete_operation(
         _check_version(EntityType.OPERATION, op, expected_version, op.label)
         if op.status in OPERATION_COUNTING:
             _require_active_work_order(wo, op, "complete")
+            _refuse_while_held(op, "complete")
+            due = [d for d in quality.due_checks(op, completing=True, now=at) if d.mandatory]
+            if due:
+                raise InvalidTransition(
+                    _("%(op)s cannot be completed: check due: %(checks)s.")
+                    % {
+                        "op": op.label,
+                        "checks": "; ".join(f"{d.check.name}, {d.label}" for d in due[:5]),
+                    },
+                    errors={"checks": [f"{d.check.code} {d.sample.key}" for d in due]},
+                )
         _move(
             op,
             Op.DONE,

@@ -12,9 +12,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ..choices import EntityType, Priority
-from ..errors import Conflict, ValidationFailed
+from ..errors import Conflict, InvalidTransition, ValidationFailed
 from ..formats import display_quantity
 from ..models import CODE_VALIDATOR, Operation, Product, Routing, WorkOrder
+from ..quality.plans import copy_checks
+from ..quality.selectors import open_holds as quality_holds
 from ..statemachine import WORK_ORDER_TERMINAL
 from .common import (
     WO,
@@ -233,6 +235,7 @@ def _copy_routing(wo: WorkOrder, *, actor: Actor, at: datetime) -> list[Operatio
     )
     # bulk_create sets pks on PostgreSQL and SQLite >= 3.35; reload to be certain and locked.
     ops = _lock_operations(wo)
+    copy_checks(wo.routing, ops)
     first = ops[0]
     first.work_order = wo
     _move(first, Op.READY, action="ready", actor=actor, at=at)
@@ -259,13 +262,26 @@ def release_work_order(
             ops = _copy_routing(wo, actor=actor, at=at)
             _save_work_order(wo, ops, "status")
         elif wo.status == WO.ON_HOLD:
-            back_to = wo.held_from_status or WO.RELEASED
-            _move(wo, back_to, action="release", actor=actor, at=at, reason=reason)
-            wo.held_from_status = ""
-            _save_work_order(wo, None, "status", "held_from_status")
+            holds = list(quality_holds(work_order=wo).values_list("number", flat=True))
+            if holds:
+                raise InvalidTransition(
+                    _("%(wo)s is held by quality (%(nc)s); a signed disposition releases it.")
+                    % {"wo": wo.number, "nc": ", ".join(holds)},
+                    errors={"status": ["Held by an open nonconformance."]},
+                )
+            lift_hold(wo, actor=actor, at=at, reason=reason)
         else:
             _move(wo, WO.RELEASED, action="release", actor=actor, at=at)  # raises
         return wo
+
+
+def lift_hold(wo: WorkOrder, *, actor: Actor, at: datetime, reason: str = "") -> None:
+    """on_hold -> the status the hold interrupted, on a locked order. Callers decide
+    whether the hold may end (a quality hold ends only through a disposition)."""
+    back_to = wo.held_from_status or WO.RELEASED
+    _move(wo, back_to, action="release", actor=actor, at=at, reason=reason)
+    wo.held_from_status = ""
+    _save_work_order(wo, None, "status", "held_from_status")
 
 
 def hold_work_order(

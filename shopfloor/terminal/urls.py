@@ -12,6 +12,7 @@ urlpatterns = [
     path("panel/", views.work_center_panel, name="panel"),
     path("scan/", views.scan, name="scan"),
     path("op/<int:pk>/", views.operation, name="operation"),
+    path("op/<int:pk>/check/", views.check, name="check"),
     path("op/<int:pk>/live/", views.operation_live, name="operation_live"),
     path("op/<int:pk>/<str:action>/", views.act, name="act"),
     path("downtime/<int:pk>/", views.downtime, name="downtime"),

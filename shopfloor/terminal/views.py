@@ -25,6 +25,9 @@ from mes.choices import EntityType, OperationStatus, Role
 from mes.errors import DomainError
 from mes.formats import display_quantity
 from mes.models import Machine, OperatorProfile, WorkCenter
+from mes.quality import selectors as quality_selectors
+from mes.quality import services as quality_services
+from mes.quality.models import ScrapReason
 from shopfloor.downtime import reason_tree, set_downtime_reason
 from shopfloor.models import DowntimeRecord
 
@@ -45,16 +48,6 @@ PAUSE_REASONS = [
     )
 ]
 PAUSE_REASON_VALUES = {value for value, _label in PAUSE_REASONS}
-SCRAP_REASONS = [
-    (reason, gettext_lazy(reason))
-    for reason in (
-        "Dimension out of tolerance",
-        "Surface defect",
-        "Material defect",
-        "Setup part",
-        "Other",
-    )
-]
 
 
 def _is_htmx(request: HttpRequest) -> bool:
@@ -225,6 +218,11 @@ def _operation_or_404(pk: int):
 
 
 def _operation_context(request: HttpRequest, op, **extra) -> dict:
+    checks = quality_selectors.checks_of(op)
+    holds = list(
+        quality_selectors.open_holds(operation=op)
+        | quality_selectors.open_holds(work_order=op.work_order)
+    )
     machines = list(Machine.objects.filter(work_center_id=op.work_center_id, is_active=True))
     busy = set(
         machines
@@ -241,8 +239,13 @@ def _operation_context(request: HttpRequest, op, **extra) -> dict:
         free_machine=next((m for m in machines if m.pk not in busy), None),
         token=secrets.token_hex(16),
         pause_reasons=PAUSE_REASONS,
-        scrap_reasons=SCRAP_REASONS,
+        scrap_reasons=ScrapReason.objects.filter(active=True),
         running_seconds=_running_seconds(op),
+        due_checks=quality_selectors.due_checks(op, checks=checks),
+        quality_holds=holds,
+        has_checks=bool(checks),
+        # What the actions depend on; the poll re-renders them when it changes.
+        live_key=f"{op.status}:{op.work_order.status}{':held' if holds else ''}",
         **extra,
     )
 
@@ -265,13 +268,9 @@ def operation_live(request: HttpRequest, pk: int) -> HttpResponse:
     """Polled: status and counts; the actions too, out of band, when the status changed
     (so a quantity being typed is not wiped by a refresh)."""
     op = _operation_or_404(pk)
-    shown = request.GET.get("status", "")
-    changed = shown != f"{op.status}:{op.work_order.status}"
-    return render(
-        request,
-        "terminal/partials/operation_live.html",
-        _operation_context(request, op, oob_actions=changed),
-    )
+    context = _operation_context(request, op, polled=True)
+    context["oob_actions"] = request.GET.get("status", "") != context["live_key"]
+    return render(request, "terminal/partials/operation_live.html", context)
 
 
 ACTIONS = {"start", "pause", "resume", "report", "complete"}
@@ -357,10 +356,20 @@ def _perform(request: HttpRequest, op, action: str) -> str:
     if action == "report":
         good = _quantity(request.POST.get("good"), _("Good quantity"))
         scrap = _quantity(request.POST.get("scrap"), _("Scrap quantity"))
-        reason = request.POST.get("scrap_reason", "") if scrap else ""
-        if scrap and not reason:
+        chosen = request.POST.get("scrap_reason", "") if scrap else ""
+        scrap_reason = (
+            ScrapReason.objects.filter(active=True, code=chosen).first() if chosen else None
+        )
+        if scrap and scrap_reason is None:
             raise DomainError(_("Choose a scrap reason."))
-        services.report_quantity(op, actor=operator, good=good, scrap=scrap, reason=reason)
+        services.report_quantity(
+            op,
+            actor=operator,
+            good=good,
+            scrap=scrap,
+            reason=scrap_reason.text if scrap_reason else "",
+            scrap_reason=scrap_reason.code if scrap_reason else "",
+        )
         return _("Reported %(good)s good and %(scrap)s scrap on %(op)s.") % {
             "good": display_quantity(good),
             "scrap": display_quantity(scrap),
@@ -416,3 +425,112 @@ def scan(request: HttpRequest) -> HttpResponse:
         )
         return _go(request, reverse("terminal:home"))
     return _go(request, reverse("terminal:operation", args=[op.pk]))
+
+
+# --- Quality checks ---------------------------------------------------------------------------
+
+
+def _check_context(request: HttpRequest, op, *, chosen=None, **extra) -> dict:
+    checks = quality_selectors.checks_of(op)
+    due = quality_selectors.due_checks(op, checks=checks)
+    if chosen is None:
+        wanted = request.GET.get("check") or request.POST.get("check")
+        chosen = next((c for c in checks if str(c.pk) == wanted), None)
+    if chosen is None:
+        chosen = due[0].check if due else (checks[0] if checks else None)
+    sample = next((d.sample for d in due if chosen and d.check.pk == chosen.pk), None)
+    if sample is None and chosen is not None and not request.GET.get("extra"):
+        # Nothing else is due: the last piece is what is left to record (Complete asks
+        # for it), unless the operator asks for an extra sample.
+        pending = quality_selectors.due_checks(op, completing=True)
+        sample = next((d.sample for d in pending if d.check.pk == chosen.pk), None)
+    correcting = None
+    if request.GET.get("correct"):
+        correcting = (
+            quality_selectors.results_of(op)
+            .filter(pk=request.GET["correct"], is_current=True)
+            .first()
+        )
+        if correcting is not None:
+            chosen = correcting.characteristic
+    return _context(
+        request,
+        op=op,
+        wo=op.work_order,
+        checks=checks,
+        due_checks=due,
+        chosen=chosen,
+        sample=sample,
+        sample_text=quality_selectors.sample_display(sample.key) if sample else "",
+        correcting=correcting,
+        sizes=range(chosen.sample_size) if chosen else range(0),
+        results=list(quality_selectors.results_of(op).order_by("-seq")[:30]),
+        quality_holds=list(
+            quality_selectors.open_holds(operation=op)
+            | quality_selectors.open_holds(work_order=op.work_order)
+        ),
+        token=secrets.token_hex(16),
+        **extra,
+    )
+
+
+@terminal_view
+def check(request: HttpRequest, pk: int) -> HttpResponse:
+    """The check screen: the spec, the value on the keypad, the verdict at once."""
+    op = _operation_or_404(pk)
+    if request.method != "POST":
+        return render(request, "terminal/check.html", _check_context(request, op))
+    if op.work_center_id != request.terminal_wc.pk:
+        message = _("This step is done at %(wc)s; use the terminal there.") % {
+            "wc": op.work_center.code
+        }
+        return render(
+            request,
+            "terminal/check.html",
+            _check_context(request, op, message=message, level="error"),
+        )
+    check_obj = op.checks.filter(pk=request.POST.get("check") or 0).first()
+    token = request.POST.get("token", "")[:64] or secrets.token_hex(16)
+    extra: dict = {}
+    try:
+        if check_obj is None:
+            raise DomainError(_("Choose a check."))
+        if check_obj.is_variable:
+            values = [request.POST.get(f"value-{i}", "") for i in range(check_obj.sample_size)]
+        else:
+            values = [request.POST.get("verdict", "")]
+        with transaction.atomic():
+            FormToken.objects.create(token=token)
+            correct = request.POST.get("correct")
+            if correct:
+                original = get_object_or_404(
+                    quality_selectors.results_of(op), pk=correct, characteristic=check_obj
+                )
+                result = quality_services.correct_result(
+                    original,
+                    values=values,
+                    reason=request.POST.get("reason", ""),
+                    defect_code=request.POST.get("defect_code", ""),
+                    actor=request.operator,
+                )
+            else:
+                result = quality_services.record_result(
+                    op,
+                    check=check_obj,
+                    values=values,
+                    sample_key=request.POST.get("sample", ""),
+                    defect_code=request.POST.get("defect_code", ""),
+                    actor=request.operator,
+                )
+            FormToken.objects.filter(token=token).update(outcome=f"result {result.seq}")
+        extra["verdict"] = result
+        extra["opened"] = result.nonconformances.first()
+    except IntegrityError:
+        extra.update(message=_("Already recorded."), level="info")
+    except DomainError as exc:
+        extra.update(message=exc.message, level="error", entered=values if check_obj else [])
+    return render(
+        request,
+        "terminal/check.html",
+        _check_context(request, _operation_or_404(pk), chosen=check_obj, **extra),
+    )

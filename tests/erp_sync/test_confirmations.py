@@ -31,6 +31,7 @@ CONFIRMATION_KEYS = {
     "labor_seconds",
     "machine_seconds",
     "materials",
+    "scrap_reasons",
     "occurred_at",
 }
 

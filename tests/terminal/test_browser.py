@@ -5,146 +5,39 @@ operators on two terminals. Screenshots of every screen go to test-artifacts/ter
 
 from __future__ import annotations
 
-import importlib
-import os
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from django.apps import apps as django_apps
-from django.http import HttpResponse
 from django.utils import timezone
 
 from mes import services
 from mes.models import AuditRecord, Operation
-from shopfloor.models import DowntimeReason, DowntimeRecord
-from shopfloor.terminal import session
+from shopfloor.models import DowntimeRecord
 
+from ..browser import (  # noqa: F401 - fixtures, used by name
+    LANDSCAPE,
+    LIVE_MS,
+    Page,
+    bind,
+    browser,
+    expect,
+    migration_data,
+    new_context,
+    plain_http_cookies,
+    screenshot,
+    terminal_page,
+)
 from ..factories import make_routing, make_work_order
-from ..support import require
 from .conftest import first_op
 
-try:
-    from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
-except ImportError:  # pragma: no cover - the dev extra is not installed
-    sync_playwright = None
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "terminal"
-LANDSCAPE = {"width": 1024, "height": 768}
 PORTRAIT = {"width": 800, "height": 1280}
-LIVE_MS = 3000  # the issue: changes show within 2 s; allow one more second for the browser
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-# --- Browser ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    require(sync_playwright is not None, "playwright is not installed")
-    require(Path(CHROMIUM).exists(), f"{CHROMIUM} is missing (apt-get install chromium)")
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
-    # in between are ordinary synchronous calls.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            yield browser
-            browser.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-@pytest.fixture(autouse=True)
-def migration_data(browser, db):
-    """Transactional tests empty every table after they ran, including the rows data
-    migrations made; put back the roles and the downtime reason tree."""
-    importlib.import_module("mes.migrations.0002_roles_and_audit_guard").create_roles(
-        django_apps, None
-    )
-    importlib.import_module("shopfloor.terminal.migrations.0002_default_reasons").create_tree(
-        DowntimeReason
-    )
-
-
-@pytest.fixture(autouse=True)
-def plain_http_cookies(settings):
-    # The live server speaks plain HTTP; Secure cookies would not come back from it.
-    settings.SESSION_COOKIE_SECURE = False
-    settings.CSRF_COOKIE_SECURE = False
-
-
-@pytest.fixture
-def new_context(browser, live_server) -> Iterator:
-    contexts: list[BrowserContext] = []
-
-    def make(**options) -> BrowserContext:
-        context = browser.new_context(
-            base_url=live_server.url, viewport=LANDSCAPE, locale="en-GB", **options
-        )
-        context.set_default_timeout(5000)
-        contexts.append(context)
-        return context
-
-    yield make
-    for context in contexts:
-        context.close()
-
-
 def shot(page: Page, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-
-
-def bind(context: BrowserContext, live_server, work_center) -> None:
-    """Put the supervisor's binding cookie into the browser (as setup would)."""
-    response = HttpResponse()
-    session.bind(response, work_center)
-    context.add_cookies(
-        [
-            {
-                "name": session.COOKIE,
-                "value": response.cookies[session.COOKIE].value,
-                "url": live_server.url,
-            }
-        ]
-    )
-
-
-def sign_in(page: Page, badge: str, pin: str | None = None) -> None:
-    page.goto("/terminal/")
-    page.get_by_label("Badge").fill(badge)
-    page.get_by_role("button", name="Next").click()
-    if pin is not None:
-        page.get_by_label("PIN").fill(pin)
-        page.get_by_role("button", name="Sign in", exact=True).click()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
-    page.wait_for_load_state("load")  # the deferred scripts (scanner, keypad) are running
-
-
-def terminal_page(new_context, live_server, work_center, badge="1001", pin="1234") -> Page:
-    context = new_context()
-    bind(context, live_server, work_center)
-    page = context.new_page()
-    sign_in(page, badge, pin)
-    return page
+    screenshot(page, "terminal", name)
 
 
 def op_page(page: Page, op: Operation) -> Page:
@@ -250,7 +143,7 @@ def test_setup_sign_in_and_a_whole_operation(new_context, live_server, superviso
         page.locator(".keypad").get_by_role("button", name=key, exact=True).click()
     expect(page.get_by_label("Good quantity")).to_have_value("25")
     page.get_by_label("Scrap quantity").fill("2")
-    page.get_by_label("Scrap reason").select_option("Surface defect")
+    page.get_by_role("group", name="Scrap reason").get_by_label("Surface defect").check()
     page.get_by_role("button", name="Report").click()
     expect(page.get_by_role("status")).to_contain_text(
         f"Reported 25 good and 2 scrap on {op10.label}."

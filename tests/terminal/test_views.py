@@ -513,7 +513,7 @@ def test_scrap_without_a_scrap_reason_is_refused(ana, op10, operator):
     [
         ({"good": "abc"}, "Good quantity must be a number."),
         (
-            {"good": "1", "scrap": "two", "scrap_reason": "Other"},
+            {"good": "1", "scrap": "two", "scrap_reason": "OTHER"},
             "Scrap quantity must be a number.",
         ),
         ({"good": "", "scrap": ""}, "Enter a good or scrap quantity."),
@@ -540,7 +540,7 @@ def test_an_absurdly_long_quantity_is_refused_not_a_server_error(ana, op10, oper
 
 def test_a_report_adds_good_and_scrap_with_reason(ana, op10, operator):
     started(op10, operator)
-    response = act(ana, op10, "report", good="12", scrap="2,5", scrap_reason="Surface defect")
+    response = act(ana, op10, "report", good="12", scrap="2,5", scrap_reason="SURF")
     assert f"Reported 12 good and 2.5 scrap on {op10.label}." in text(response)
     op10.refresh_from_db()
     assert (op10.quantity_good, op10.quantity_scrap) == (12, 2.5)
@@ -550,7 +550,7 @@ def test_a_report_adds_good_and_scrap_with_reason(ana, op10, operator):
 
 def test_a_report_of_a_round_number_is_confirmed_in_plain_digits(ana, op10, operator):
     started(op10, operator)
-    response = act(ana, op10, "report", good="30", scrap="100", scrap_reason="Other")
+    response = act(ana, op10, "report", good="30", scrap="100", scrap_reason="OTHER")
     assert f"Reported 30 good and 100 scrap on {op10.label}." in text(response)
 
 
@@ -724,7 +724,7 @@ def ana_at_two(terminal_for, operator, two_machine_order):
 def test_start_report_pause_resume_complete_through_the_screens(ana, op10, operator):
     machine = op10.work_center.machines.get()
     assert f"Started {op10.label} on {machine.code}." in text(act(ana, op10, "start"))
-    act(ana, op10, "report", good="40", scrap="1", scrap_reason="Setup part")
+    act(ana, op10, "report", good="40", scrap="1", scrap_reason="SETUP")
     paused = act(ana, op10, "pause", reason="Tool change")
     assert f"Paused {op10.label}." in text(paused)
     assert action_form(paused, op10, "resume") is not None

@@ -36,6 +36,10 @@ from mes.models import (
     WorkCenter,
     WorkOrder,
 )
+from mes.quality import selectors as quality_selectors
+from mes.quality import services as quality_services
+from mes.quality.choices import CheckKind, Reaction
+from mes.quality.models import InspectionCharacteristic
 from shopfloor.plc.demo import configure_demo_connections
 
 SITE = ("PLANT-1", "Riverside Plant", "Europe/Berlin")
@@ -87,6 +91,51 @@ STEP_TEMPLATES = {
         "30",
         "Degrease, coat RAL 7035, cure 20 min at 180 °C. Pack 10 per carton with label.",
     ),
+}
+# Inspection plans by work center: what each routing step there checks.
+PLANS = {
+    "WC-CUT": [
+        {
+            "code": "HOLE-D",
+            "name": "Hole diameter",
+            "kind": CheckKind.VARIABLE,
+            "nominal": Decimal("8.00"),
+            "lower_limit": Decimal("7.95"),
+            "upper_limit": Decimal("8.05"),
+            "unit": "mm",
+            "decimals": 3,
+            "first_piece": True,
+            "every_n": 50,
+            "reaction": Reaction.HOLD_OPERATION,
+        }
+    ],
+    "WC-BEND": [
+        {
+            "code": "ANGLE",
+            "name": "Bend angle",
+            "kind": CheckKind.VARIABLE,
+            "nominal": Decimal("90"),
+            "lower_limit": Decimal("89.5"),
+            "upper_limit": Decimal("90.5"),
+            "unit": "°",
+            "decimals": 2,
+            "first_piece": True,
+            "every_n": 50,
+            "mandatory": False,
+            "reaction": Reaction.WARN,
+        }
+    ],
+    "WC-FIN": [
+        {
+            "code": "VISUAL",
+            "name": "Visual inspection",
+            "kind": CheckKind.ATTRIBUTE,
+            "defect_codes": ["SCRATCH", "COATING", "LABEL"],
+            "first_piece": True,
+            "last_piece": True,
+            "reaction": Reaction.HOLD_WORK_ORDER,
+        }
+    ],
 }
 PRODUCTS = [
     ("BRKT-01", "Mounting bracket", ["WC-CUT", "WC-BEND", "WC-FIN"]),
@@ -210,6 +259,12 @@ class Command(BaseCommand):
                         ),
                     )
                 services.activate_routing(routing)
+        for step in RoutingStep.objects.filter(
+            routing__code__endswith="-A", work_center__code__in=PLANS
+        ).select_related("work_center"):
+            if not step.checks.exists():
+                for position, plan in enumerate(PLANS[step.work_center.code]):
+                    InspectionCharacteristic.objects.create(step=step, position=position, **plan)
         users = {role: self._user(role) for role in PASSWORDS}
         operators = []
         for username, first, last, badge, pin in OPERATORS:
@@ -242,6 +297,7 @@ class Command(BaseCommand):
 
     def _work_orders(self, plant: Plant) -> int:
         rng = random.Random(1001)
+        self._samples: dict[str, int] = {}
         now = timezone.now().replace(second=0, microsecond=0)
         routings = list(Routing.objects.filter(active=True).select_related("product"))
         busy: set[int] = set(
@@ -332,18 +388,26 @@ class Command(BaseCommand):
         machine = free[0]
         op = services.start_operation(op, operator=operator, machine=machine, at=clock)
         busy.add(machine.pk)
+        self._record_checks(rng, op, operator, clock)
         target = qty if complete else int(qty * rng.uniform(0.2, 0.8))
         scrap = rng.randint(0, max(1, qty // 50))
         for chunk in (target // 2, target - target // 2):
             clock += timedelta(minutes=rng.randint(15, 90))
             if chunk:
                 op = services.report_quantity(op, actor=operator, good=chunk, at=clock)
+                self._record_checks(rng, op, operator, clock)
         if scrap:
             op = services.report_quantity(
-                op, actor=operator, scrap=scrap, at=clock, reason="Burrs on edges"
+                op,
+                actor=operator,
+                scrap=scrap,
+                at=clock,
+                reason="Surface defect",
+                scrap_reason="SURF",
             )
         if complete:
             clock += timedelta(minutes=5)
+            self._record_checks(rng, op, operator, clock, completing=True)
             services.complete_operation(op, actor=operator, at=clock)
             busy.discard(machine.pk)
         elif rng.random() < 0.4:
@@ -352,6 +416,33 @@ class Command(BaseCommand):
             services.pause_operation(op, actor=operator, reason=reason, at=clock)
             busy.discard(machine.pk)
         return clock, True
+
+    def _record_checks(self, rng, op, operator, clock, *, completing=False) -> None:
+        """Record what is due, in spec. A worn punch makes the hole diameters of a routing
+        drift upwards from its 21st sample until its 30th (the punch is then replaced), so
+        the SPC pages show the drift and the rule violations it causes."""
+        op = Operation.objects.select_related("work_order").get(pk=op.pk)
+        for due in quality_selectors.due_checks(op, completing=completing, now=clock):
+            check = due.check
+            if check.kind == CheckKind.ATTRIBUTE:
+                values = ["pass"]
+            else:
+                n = self._samples[check.series] = self._samples.get(check.series, 0) + 1
+                tolerance = float(check.upper_limit - check.nominal)
+                drift = 0.0
+                if check.code == "HOLE-D" and 20 < n <= 30:
+                    drift = tolerance * min(0.5, 0.1 * (n - 18))
+                noise = max(-0.3, min(0.3, rng.gauss(0, 0.1))) * tolerance
+                value = float(check.nominal) + drift + noise
+                values = [f"{value:.{check.decimals}f}"]
+            quality_services.record_result(
+                op,
+                check=check,
+                values=values,
+                sample_key=due.sample.key,
+                actor=operator,
+                at=clock,
+            )
 
     def _free(self, op, busy):
         op = Operation.objects.get(pk=op.pk)
