@@ -286,13 +286,16 @@ class SeriesPage:
         return [v for v in self.analysis.violations if v.index >= first]
 
     @property
-    def violation_list(self) -> list[tuple[str, spc.Violation]]:
-        """Newest first, each with the sample it sits on ("WO-1001 · piece 50")."""
+    def violation_list(self) -> list[tuple[str, list[spc.Violation]]]:
+        """Newest first, by the sample they sit on ("WO-1001 · piece 50")."""
         if self.analysis is None:
             return []
+        by_point: dict[int, list[spc.Violation]] = {}
+        for v in self.analysis.violations:
+            by_point.setdefault(v.index, []).append(v)
         return [
-            (f"{self.rows[v.index][3]} · {self.rows[v.index][2]}", v)
-            for v in reversed(self.analysis.violations)
+            (f"{self.rows[i][3]} · {self.rows[i][2]}", by_point[i])
+            for i in sorted(by_point, reverse=True)
         ]
 
     @property

@@ -298,6 +298,7 @@ class Command(BaseCommand):
     def _work_orders(self, plant: Plant) -> int:
         rng = random.Random(1001)
         self._samples: dict[str, int] = {}
+        self._supervisor = plant.users["supervisor"]
         now = timezone.now().replace(second=0, microsecond=0)
         routings = list(Routing.objects.filter(active=True).select_related("product"))
         busy: set[int] = set(
@@ -418,9 +419,10 @@ class Command(BaseCommand):
         return clock, True
 
     def _record_checks(self, rng, op, operator, clock, *, completing=False) -> None:
-        """Record what is due, in spec. A worn punch makes the hole diameters of a routing
-        drift upwards from its 21st sample until its 30th (the punch is then replaced), so
-        the SPC pages show the drift and the rule violations it causes."""
+        """Record what is due, in spec. The supervisor froze the hole diameters' control
+        limits after 20 steady samples; then a worn punch made the holes of a routing drift
+        upwards until its 28th sample (the punch was replaced), so the SPC pages show the
+        drift against the frozen limits and the rule violations it caused."""
         op = Operation.objects.select_related("work_order").get(pk=op.pk)
         for due in quality_selectors.due_checks(op, completing=completing, now=clock):
             check = due.check
@@ -430,8 +432,8 @@ class Command(BaseCommand):
                 n = self._samples[check.series] = self._samples.get(check.series, 0) + 1
                 tolerance = float(check.upper_limit - check.nominal)
                 drift = 0.0
-                if check.code == "HOLE-D" and 20 < n <= 30:
-                    drift = tolerance * min(0.5, 0.1 * (n - 18))
+                if check.code == "HOLE-D" and 20 < n <= 28:
+                    drift = tolerance * min(0.3, 0.06 * (n - 19))
                 noise = max(-0.3, min(0.3, rng.gauss(0, 0.1))) * tolerance
                 value = float(check.nominal) + drift + noise
                 values = [f"{value:.{check.decimals}f}"]
@@ -443,6 +445,8 @@ class Command(BaseCommand):
                 actor=operator,
                 at=clock,
             )
+            if check.code == "HOLE-D" and self._samples.get(check.series) == 20:
+                quality_services.freeze_baseline(check.series, actor=self._supervisor, at=clock)
 
     def _free(self, op, busy):
         op = Operation.objects.get(pk=op.pk)
