@@ -78,9 +78,11 @@ def running_seconds(op: Operation, now=None) -> Decimal:
 
 def recorded_keys(check_ids: list[int]) -> dict[int, set[str]]:
     recorded: dict[int, set[str]] = defaultdict(set)
-    for check_id, key in InspectionResult.objects.filter(
-        characteristic_id__in=check_ids, is_current=True
-    ).values_list("characteristic_id", "sample_key"):
+    for check_id, key in (
+        InspectionResult.objects.filter(characteristic_id__in=check_ids, is_current=True)
+        .order_by()
+        .values_list("characteristic_id", "sample_key")
+    ):
         recorded[check_id].add(key)
     return recorded
 
@@ -239,22 +241,22 @@ SPC_WINDOW = 500
 
 
 def series_rows(series: str, *, window: int | None = SPC_WINDOW) -> list[tuple]:
-    """(seq, [float values], sample label, work order number, recorded_at) of the current
-    numeric results of a series, oldest first; the latest ``window`` of them."""
+    """(seq, [float values], sample label, work order number) of the current numeric
+    results of a series, oldest first; the latest ``window`` of them."""
     qs = (
         InspectionResult.objects.filter(series=series, is_current=True)
         .order_by("-seq")
-        .values_list("seq", "values", "sample_label", "work_order__number", "recorded_at")
+        .values_list("seq", "values", "sample_label", "work_order__number")
     )
     if window:
         qs = qs[:window]
     rows = []
-    for seq, values, label, number, recorded_at in qs:
+    for seq, values, label, number in qs:
         try:
             numbers = [float(v) for v in values]
         except (TypeError, ValueError):
             continue  # attribute results (pass/fail) are not charted
-        rows.append((seq, numbers, label, number, recorded_at))
+        rows.append((seq, numbers, label, number))
     rows.reverse()
     return rows
 

@@ -535,10 +535,11 @@ def disposition_nonconformance(
 
 
 def freeze_baseline(series: str, *, actor: ActorLike, at: datetime | None = None) -> SpcBaseline:
-    """Freeze the control limits computed from the series' data as it stands."""
+    """Freeze the control limits computed from the samples the chart shows (the latest
+    ``selectors.SPC_WINDOW``) as the series' baseline."""
     actor, at = Actor.of(actor), _when(at)
     with transaction.atomic():
-        rows = selectors.series_rows(series, window=None)
+        rows = selectors.series_rows(series)  # the samples the chart shows
         if len(rows) < 2:
             raise ValidationFailed(_("At least two samples are needed to compute limits."))
         limits = spc.compute_limits([values for _seq, values, *_rest in rows])
