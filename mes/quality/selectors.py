@@ -288,6 +288,10 @@ class SeriesPage:
         return [v for v in self.analysis.violations if v.index >= first]
 
     @property
+    def recent_rules(self) -> list[int]:
+        return sorted({v.rule for v in self.recent_violations})
+
+    @property
     def violation_list(self) -> list[tuple[str, list[spc.Violation]]]:
         """Newest first, by the sample they sit on ("WO-1001 · piece 50")."""
         if self.analysis is None:

@@ -196,7 +196,7 @@ def test_spc_pages_show_limits_and_violations(supervisor, quality_order, checked
         )
     client = signed_in(supervisor)
     listing = text(client.get(reverse("quality:spc")))
-    assert "Hole diameter" in listing
+    assert "Hole diameter" in listing and "violations (rules 1" in listing
     url = reverse("quality:spc_detail", args=[checked_routing.code, 10, "HOLE-D"])
     page = client.get(url)
     body = page.content.decode()
