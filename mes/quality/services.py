@@ -166,6 +166,8 @@ def record_result(
             if not re.fullmatch(r"(first|last|(piece|time|extra):\d{1,9})", sample_key):
                 raise ValidationFailed.field("sample", _("Unknown sample."))
             sample_label = label_of(sample_key)
+        if verdict == Verdict.FAIL:
+            _react(wo, op, check, actor=actor, at=at, why=why)
         result = _write_result(
             wo,
             op,
@@ -240,12 +242,16 @@ def _write_result(
     return result
 
 
-def _open_nonconformance(wo, op, check, result, *, actor: Actor, at: datetime, why: str):
-    """Run the reaction through the production services, then open the record."""
+def _react(wo, op, check, *, actor: Actor, at: datetime, why: str) -> None:
+    """The check's reaction to an out-of-spec result, through the production services.
+    Runs before the result is written: the work orders' clock comes first."""
     if check.reaction == Reaction.HOLD_OPERATION and op.status == Op.RUNNING:
         pause_operation(op, actor=actor, reason=QUALITY_HOLD, at=at)
     elif check.reaction == Reaction.HOLD_WORK_ORDER and wo.status in (WO.RELEASED, WO.IN_PROGRESS):
         hold_work_order(wo, actor=actor, reason=f"{QUALITY_HOLD}: {check.name} {why}", at=at)
+
+
+def _open_nonconformance(wo, op, check, result, *, actor: Actor, at: datetime, why: str):
     number = f"NC-{clock.next_value(NONCONFORMANCES):06d}"
     nc = Nonconformance.objects.create(
         number=number,
@@ -313,6 +319,16 @@ def correct_result(
             )
         check = current.characteristic
         texts, verdict, defect_code, why = _parse_values(check, values, defect_code)
+        opens = (
+            verdict == Verdict.FAIL
+            and not Nonconformance.objects.filter(
+                characteristic=check,
+                result__sample_key=current.sample_key,
+                status=NonconformanceStatus.OPEN,
+            ).exists()
+        )
+        if opens:
+            _react(wo, op, check, actor=actor, at=at, why=why)
         current.is_current = False
         current.save(update_fields=["is_current"])
         new = _write_result(
@@ -329,14 +345,7 @@ def correct_result(
             supersedes=current,
             reason=reason,
         )
-        if (
-            verdict == Verdict.FAIL
-            and not Nonconformance.objects.filter(
-                characteristic=check,
-                result__sample_key=current.sample_key,
-                status=NonconformanceStatus.OPEN,
-            ).exists()
-        ):
+        if opens:
             _open_nonconformance(wo, op, check, new, actor=actor, at=at, why=why)
         return new
 
