@@ -213,10 +213,6 @@ class Nonconformance(models.Model):
     def __str__(self) -> str:
         return self.number
 
-    @property
-    def holds(self) -> bool:
-        return self.status == NonconformanceStatus.OPEN and self.reaction != Reaction.WARN
-
 
 class Signature(models.Model):
     """An electronic signature (21 CFR Part 11): who, when, what it means, and a hash of

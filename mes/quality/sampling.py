@@ -55,13 +55,13 @@ def due_samples(
     earliest first."""
     due: list[Sample] = []
     if rule.first_piece and "first" not in recorded:
-        due.append(Sample("first", "first piece"))
+        due.append(Sample("first", label_of("first")))
     if rule.every_n:
         listed = 0
         for piece in _multiples(int(good), rule.every_n):
             key = f"piece:{piece}"
             if key not in recorded:
-                due.append(Sample(key, f"piece {piece}"))
+                due.append(Sample(key, label_of(key)))
                 listed += 1
                 if listed >= MAX_LISTED:
                     break
@@ -70,12 +70,12 @@ def due_samples(
         for minute in _multiples(int(run_seconds // 60), rule.every_minutes):
             key = f"time:{minute}"
             if key not in recorded:
-                due.append(Sample(key, f"after {minute} min"))
+                due.append(Sample(key, label_of(key)))
                 listed += 1
                 if listed >= MAX_LISTED:
                     break
     if rule.last_piece and (completing or good >= target) and "last" not in recorded:
-        due.append(Sample("last", "last piece"))
+        due.append(Sample("last", label_of("last")))
     return due
 
 
@@ -84,10 +84,12 @@ def extra_sample(recorded: Collection[str]) -> Sample:
     n = 1 + sum(1 for key in recorded if key.startswith("extra:"))
     while f"extra:{n}" in recorded:
         n += 1
-    return Sample(f"extra:{n}", f"extra sample {n}")
+    return Sample(f"extra:{n}", label_of(f"extra:{n}"))
 
 
 def label_of(key: str) -> str:
+    """The sample's name in English, as results keep it ("piece 50"); screens translate
+    it from the key (mes.quality.selectors.sample_display)."""
     kind, _, number = key.partition(":")
     return {
         "first": "first piece",
