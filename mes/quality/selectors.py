@@ -22,6 +22,7 @@ from .models import (
     InspectionResult,
     Nonconformance,
     OperationCheck,
+    ScrapReason,
     SpcBaseline,
 )
 from .sampling import Sample, SamplingRule, due_samples
@@ -129,6 +130,15 @@ def open_holds(*, operation: Operation | None = None, work_order: WorkOrder | No
     if operation is not None:
         return qs.filter(operation=operation, reaction=Reaction.HOLD_OPERATION)
     return qs.filter(work_order=work_order, reaction=Reaction.HOLD_WORK_ORDER)
+
+
+def holds_on(op: Operation) -> list[Nonconformance]:
+    """Open nonconformances that hold this operation or its order."""
+    return list(open_holds(operation=op) | open_holds(work_order=op.work_order))
+
+
+def scrap_reason_exists(code: str) -> bool:
+    return ScrapReason.objects.filter(code=code, active=True).exists()
 
 
 def results_of(op: Operation) -> QuerySet[InspectionResult]:

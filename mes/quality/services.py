@@ -58,7 +58,6 @@ from .models import (
     InspectionResult,
     Nonconformance,
     OperationCheck,
-    ScrapReason,
     Signature,
     SpcBaseline,
 )
@@ -499,7 +498,7 @@ def disposition_nonconformance(
                 at=at,
                 reason=f"{nc.number} scrapped",
                 scrap_reason=SCRAP_BY_DISPOSITION
-                if scrap_reason_exists(SCRAP_BY_DISPOSITION)
+                if selectors.scrap_reason_exists(SCRAP_BY_DISPOSITION)
                 else "",
             )
             nc.disposition_quantity = scrap
@@ -597,7 +596,3 @@ def release_baseline(series: str, *, actor: ActorLike, at: datetime | None = Non
             changes={"frozen_at": baseline.frozen_at.isoformat()},
         )
         baseline.delete()
-
-
-def scrap_reason_exists(code: str) -> bool:
-    return ScrapReason.objects.filter(code=code, active=True).exists()

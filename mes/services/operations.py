@@ -18,7 +18,6 @@ from ..errors import Conflict, InvalidTransition, ValidationFailed
 from ..formats import display_quantity, iso_utc, quantity
 from ..models import ConfirmationKind, Machine, Operation, ProductionConfirmation, WorkOrder
 from ..quality import selectors as quality
-from ..quality.models import ScrapReason
 from ..statemachine import OPERATION_COUNTING
 from .common import (
     PAST_TENSE,
@@ -293,7 +292,7 @@ def report_quantity(
         raise ValidationFailed.field(
             "scrap_reason", _("A scrap reason goes with a scrap quantity.")
         )
-    if scrap_reason and not ScrapReason.objects.filter(code=scrap_reason, active=True).exists():
+    if scrap_reason and not quality.scrap_reason_exists(scrap_reason):
         raise ValidationFailed.field(
             "scrap_reason", _("Unknown scrap reason %(code)s.") % {"code": scrap_reason[:64]}
         )

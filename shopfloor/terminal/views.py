@@ -219,10 +219,7 @@ def _operation_or_404(pk: int):
 
 def _operation_context(request: HttpRequest, op, **extra) -> dict:
     checks = quality_selectors.checks_of(op)
-    holds = list(
-        quality_selectors.open_holds(operation=op)
-        | quality_selectors.open_holds(work_order=op.work_order)
-    )
+    holds = quality_selectors.holds_on(op)
     machines = list(Machine.objects.filter(work_center_id=op.work_center_id, is_active=True))
     busy = set(
         machines
@@ -430,6 +427,12 @@ def scan(request: HttpRequest) -> HttpResponse:
 # --- Quality checks ---------------------------------------------------------------------------
 
 
+def _id(raw: str | None) -> int:
+    """A row id from a form or query (0, which names nothing, when it is not one)."""
+    raw = (raw or "").strip()
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else 0
+
+
 def _check_context(request: HttpRequest, op, *, chosen=None, **extra) -> dict:
     checks = quality_selectors.checks_of(op)
     due = quality_selectors.due_checks(op, checks=checks)
@@ -442,13 +445,13 @@ def _check_context(request: HttpRequest, op, *, chosen=None, **extra) -> dict:
     if sample is None and chosen is not None and not request.GET.get("extra"):
         # Nothing else is due: the last piece is what is left to record (Complete asks
         # for it), unless the operator asks for an extra sample.
-        pending = quality_selectors.due_checks(op, completing=True)
+        pending = quality_selectors.due_checks(op, completing=True, checks=checks)
         sample = next((d.sample for d in pending if d.check.pk == chosen.pk), None)
     correcting = None
-    if request.GET.get("correct"):
+    if _id(request.GET.get("correct")):
         correcting = (
             quality_selectors.results_of(op)
-            .filter(pk=request.GET["correct"], is_current=True)
+            .filter(pk=_id(request.GET["correct"]), is_current=True)
             .first()
         )
         if correcting is not None:
@@ -465,10 +468,7 @@ def _check_context(request: HttpRequest, op, *, chosen=None, **extra) -> dict:
         correcting=correcting,
         sizes=range(chosen.sample_size) if chosen else range(0),
         results=list(quality_selectors.results_of(op).order_by("-seq")[:30]),
-        quality_holds=list(
-            quality_selectors.open_holds(operation=op)
-            | quality_selectors.open_holds(work_order=op.work_order)
-        ),
+        quality_holds=quality_selectors.holds_on(op),
         token=secrets.token_hex(16),
         **extra,
     )
@@ -489,7 +489,7 @@ def check(request: HttpRequest, pk: int) -> HttpResponse:
             "terminal/check.html",
             _check_context(request, op, message=message, level="error"),
         )
-    check_obj = op.checks.filter(pk=request.POST.get("check") or 0).first()
+    check_obj = op.checks.filter(pk=_id(request.POST.get("check"))).first()
     token = request.POST.get("token", "")[:64] or secrets.token_hex(16)
     extra: dict = {}
     try:
@@ -504,7 +504,7 @@ def check(request: HttpRequest, pk: int) -> HttpResponse:
             correct = request.POST.get("correct")
             if correct:
                 original = get_object_or_404(
-                    quality_selectors.results_of(op), pk=correct, characteristic=check_obj
+                    quality_selectors.results_of(op), pk=_id(correct), characteristic=check_obj
                 )
                 result = quality_services.correct_result(
                     original,
@@ -528,7 +528,7 @@ def check(request: HttpRequest, pk: int) -> HttpResponse:
     except IntegrityError:
         extra.update(message=_("Already recorded."), level="info")
     except DomainError as exc:
-        extra.update(message=exc.message, level="error", entered=values if check_obj else [])
+        extra.update(message=exc.message, level="error")
     return render(
         request,
         "terminal/check.html",

@@ -236,3 +236,14 @@ def test_the_last_piece_is_offered_when_nothing_else_is_due(terminal, quality_or
     # An extra sample is there for the asking.
     extra = text(terminal.get(check_url(op) + f"?check={check.pk}&extra=1"))
     assert "extra sample" in extra
+
+
+def test_forged_ids_get_a_message_not_a_500(terminal, running_op):
+    url = check_url(running_op)
+    assert terminal.get(url + "?correct=abc").status_code == 200
+    refused = terminal.post(url, {"check": "x", "value-0": "8"})
+    assert refused.status_code == 200 and "Choose a check." in text(refused)
+    check = running_op.checks.get()
+    forged = terminal.post(url, {"check": check.pk, "correct": "²", "value-0": "8", "reason": "r"})
+    assert forged.status_code == 404
+    assert not InspectionResult.objects.exists()
