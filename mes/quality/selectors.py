@@ -158,6 +158,13 @@ def nonconformances(status: str | None = None) -> QuerySet[Nonconformance]:
     return qs
 
 
+def versions_of(result: InspectionResult) -> QuerySet[InspectionResult]:
+    """Every version of the sample ``result`` belongs to, the first first."""
+    return InspectionResult.objects.filter(
+        characteristic_id=result.characteristic_id, sample_key=result.sample_key
+    ).order_by("version")
+
+
 def current_version(result: InspectionResult) -> InspectionResult:
     """The current version of the sample ``result`` belongs to."""
     return (

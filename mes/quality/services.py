@@ -469,11 +469,7 @@ def disposition_nonconformance(
                     "when": date_format(timezone.localtime(nc.closed_at), "H:i"),
                 }
             )
-        recorders = set(
-            InspectionResult.objects.filter(
-                characteristic_id=nc.characteristic_id, sample_key=nc.result.sample_key
-            ).values_list("recorded_by_id", flat=True)
-        )
+        recorders = set(selectors.versions_of(nc.result).values_list("recorded_by_id", flat=True))
         if signer.pk in recorders:
             raise Conflict(
                 _("You recorded this result; another person must sign its disposition."),

@@ -21,7 +21,6 @@ from mes.errors import DomainError
 from . import selectors, services
 from .charts import control_chart_svg
 from .choices import Disposition, NonconformanceStatus, SignatureMeaning
-from .models import InspectionResult
 
 VIEWERS = (Role.SUPERVISOR, Role.PLANNER, Role.ADMIN)
 SIGNERS = (Role.SUPERVISOR, Role.ADMIN)
@@ -83,11 +82,7 @@ def nonconformance_detail(request: HttpRequest, number: str) -> HttpResponse:
         else:
             messages.success(request, _("%(nc)s dispositioned and signed.") % {"nc": nc.number})
             return redirect("quality:nonconformance", number=nc.number)
-    versions = list(
-        InspectionResult.objects.filter(
-            characteristic_id=nc.characteristic_id, sample_key=nc.result.sample_key
-        ).order_by("version")
-    )
+    versions = list(selectors.versions_of(nc.result).select_related("machine"))
     signatures = [(s, services.signature_is_valid(s)) for s in nc.signatures.all()]
     return render(
         request,
