@@ -78,7 +78,8 @@ class MachineAdmin(CodeFixedAdmin):
     list_filter = ["state", "is_active", "work_center__area", "work_center"]
     search_fields = ["code", "name"]
     list_select_related = ["work_center"]
-    readonly_fields = ["state", "state_since"]
+    # State changes only through the services (the PLC, or declared on the machines page).
+    readonly_fields = ["state", "state_since", "expected_back_at"]
 
 
 @admin.register(Product)

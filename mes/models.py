@@ -8,9 +8,11 @@ State fields (``status``, quantities, actual times, machine ``state``) are writt
 from __future__ import annotations
 
 import uuid
+import zoneinfo
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -25,6 +27,15 @@ CODE_VALIDATOR = RegexValidator(
 QUANTITY = {"max_digits": 14, "decimal_places": 3}
 
 
+def validate_time_zone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            _("%(zone)s is not an IANA time zone (such as Europe/Berlin).") % {"zone": value}
+        ) from None
+
+
 def code_field(**kwargs) -> models.CharField:
     return models.CharField(
         _("code"), max_length=64, unique=True, validators=[CODE_VALIDATOR], **kwargs
@@ -37,7 +48,13 @@ def code_field(**kwargs) -> models.CharField:
 class Site(models.Model):
     code = code_field()
     name = models.CharField(_("name"), max_length=200)
-    time_zone = models.CharField(_("time zone"), max_length=64, default="UTC")
+    time_zone = models.CharField(
+        _("time zone"),
+        max_length=64,
+        default="UTC",
+        validators=[validate_time_zone],
+        help_text=_("An IANA zone name, such as Europe/Berlin: shifts are in this zone."),
+    )
 
     class Meta:
         ordering = ["code"]
@@ -80,6 +97,9 @@ class Machine(models.Model):
         _("state"), max_length=16, choices=MachineState.choices, default=MachineState.UNKNOWN
     )
     state_since = models.DateTimeField(_("state since"), default=timezone.now)
+    # When a machine declared down or blocked by hand is expected back (the live schedule
+    # plans it from then); cleared by the next state change.
+    expected_back_at = models.DateTimeField(_("expected back"), null=True, blank=True)
 
     class Meta:
         ordering = ["code"]
@@ -319,6 +339,7 @@ class ScheduleState(models.Model):
 
     audit_watermark = models.BigIntegerField(default=0)  # newest audit record planned with
     capacity_key = models.CharField(max_length=64, blank=True)  # the active machines
+    calendar_key = models.CharField(max_length=64, blank=True)  # the shift calendars
     planned_at = models.DateTimeField(null=True, blank=True)
     reason = models.CharField(max_length=300, blank=True)
     # Set while a re-plan runs, so that two workers never plan at once; it runs out by itself

@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "mes",
     "mes.quality",
+    "mes.calendars",
     "erp_sync",
     "shopfloor",
     "shopfloor.terminal",

@@ -11,6 +11,7 @@ urlpatterns = [
     path(
         "work-orders/<str:number>/traveler/", views.work_order_traveler, name="work_order_traveler"
     ),
+    path("machines/", views.machine_list, name="machine_list"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -1,4 +1,4 @@
-"""Downtime: a machine's stops while an operation runs on it, and why it stopped.
+"""Downtime: a machine's stops, why it stopped, and machines declared down by hand.
 
 - **Opening.** A machine with a running operation that goes down (from its PLC) opens a
   downtime record from that moment; one that stands idle for at least
@@ -10,6 +10,23 @@
   (:class:`~shopfloor.models.DowntimeReason`: categories and their reasons, planned or
   unplanned) and/or given in words. The terminal asks for it, the admin may correct it;
   every answer is written to the machine's audit trail.
+- **Declarations.** A supervisor (signed-in page) or an operator (terminal) declares a
+  machine *down* or *blocked* with a reason and, if known, when it is expected back
+  (:func:`declare_machine_down`), and back up again (:func:`declare_machine_up`). Machines
+  without a PLC get their state only this way. A declaration sets the machine's state to
+  down through :func:`mes.services.set_machine_state` (which keeps the expected return in
+  ``Machine.expected_back_at``; the live schedule plans the machine from then, as it does
+  after a PLC stop), appends a state event and is the machine's open downtime record, of
+  cause ``manual`` or ``blocked`` (a record the PLC already opened takes the declaration).
+  Declaring a declared machine again changes its kind, reason or expected return.
+  Two people declaring at once: the machine row is locked, the second waits and, when it
+  says what it saw (``seen``), is refused with who did what meanwhile.
+- **Declarations and the PLC: the latest word wins.** The poller writes a PLC's state only
+  when the PLC's state changes (or when the poller restarts and reads it afresh). A PLC
+  machine declared down stays down until it is declared up or until its PLC reports
+  another state: running, idle or setup end the declaration (running ends every stop);
+  "offline" or "unknown" (no answer from the PLC) do not. Declared up, a PLC machine takes
+  the last state its PLC reported (unless that was down), others become idle.
 
 Writes run inside the caller's transaction or in their own; reads serve the terminal and
 the admin. The records and the reason tree are in :mod:`shopfloor.models`.
@@ -17,9 +34,10 @@ the admin. The records and the reason tree are in :mod:`shopfloor.models`.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Sequence
-from datetime import datetime
-from typing import Protocol
+from datetime import datetime, timedelta
+from typing import Final, Literal, Protocol
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -29,13 +47,28 @@ from django.utils.translation import gettext
 
 from mes import services as mes_services
 from mes.choices import EntityType, MachineState, OperationStatus
-from mes.errors import ValidationFailed
+from mes.errors import Conflict, StaleObject, ValidationFailed
+from mes.formats import iso_utc
 from mes.models import Machine, Operation, WorkCenter
 
-from .choices import DowntimeCause
-from .models import DowntimeReason, DowntimeRecord
+from .choices import (
+    DECLARE_ACTION,
+    DECLARE_UP_ACTION,
+    DECLARED_CAUSE,
+    DECLARED_CAUSES,
+    PLC_ACTOR_PREFIX,
+    DeclaredKind,
+    DowntimeCause,
+)
+from .models import DowntimeReason, DowntimeRecord, MachineConnection, MachineStateEvent
 
 MAX_REASON = 500
+# How far ahead a machine may be expected back (beyond that, it is out of service: make it
+# inactive); also keeps absurd dates (year 9999) out of the schedule's arithmetic.
+MAX_EXPECTED_AHEAD = timedelta(days=366)
+# States a PLC reports that end a declaration (the latest word wins); running also ends
+# every other stop. Offline and unknown are no word from the machine: they end nothing.
+ENDS_DECLARATION = frozenset({MachineState.RUNNING, MachineState.IDLE, MachineState.SETUP})
 
 
 class StateChange(Protocol):
@@ -65,17 +98,20 @@ def _running_operations(machine_ids: Iterable[int]) -> dict[int, int]:
 
 def update_downtimes(changed: Sequence[StateChange]) -> None:
     """Follow machine state changes (in the transaction that records them): close the open
-    record of a machine that runs again; open one for a machine that went down while an
-    operation ran on it."""
-    running_again = {r.machine_id: r for r in changed if r.state == MachineState.RUNNING}
-    if running_again:
-        records = list(
-            DowntimeRecord.objects.select_for_update().filter(
-                machine_id__in=running_again, ended_at__isnull=True
+    record of a machine that runs again, and the declaration of a machine whose PLC reports
+    it idle or in setup (the latest word wins); open a record for a machine that went down
+    while an operation ran on it."""
+    ending = {r.machine_id: r for r in changed if r.state in ENDS_DECLARATION}
+    if ending:
+        records = [
+            record
+            for record in DowntimeRecord.objects.select_for_update().filter(
+                machine_id__in=ending, ended_at__isnull=True
             )
-        )
+            if ending[record.machine_id].state == MachineState.RUNNING or record.is_declared
+        ]
         for record in records:
-            record.ended_at = max(record.started_at, running_again[record.machine_id].at)
+            record.ended_at = max(record.started_at, ending[record.machine_id].at)
         if records:
             DowntimeRecord.objects.bulk_update(records, ["ended_at"])
     down = {r.machine_id: r for r in changed if r.state == MachineState.DOWN}
@@ -123,6 +159,36 @@ def open_idle_downtimes(candidates: Sequence[tuple[int, datetime]]) -> list[Down
 # --- Reasons ------------------------------------------------------------------------------------
 
 
+def _reason(code: str, note: str, *, missing: str) -> tuple[DowntimeReason | None, str]:
+    """A pick from the reason tree (an active reason, not a category) and/or words: the
+    pick and the text to store. ``missing`` is the refusal when neither is given."""
+    code, note = (code or "").strip(), (note or "").strip()
+    choice = None
+    if code:
+        choice = (
+            DowntimeReason.objects.filter(code=code, active=True, parent__isnull=False)
+            .select_related("parent")
+            .first()
+        )
+        if choice is None:
+            raise ValidationFailed.field(
+                "code",
+                gettext("“%(code)s” is not an active downtime reason.") % {"code": code[:40]},
+            )
+    elif not note:
+        raise ValidationFailed.field("reason", missing)
+    text = note
+    if choice is not None:
+        # Stored in English like every reason in the audit trail; read by everyone.
+        kind = "planned" if choice.planned else "unplanned"
+        text = f"{choice.path} ({kind})" + (f": {note}" if note else "")
+    if len(text) > MAX_REASON:
+        raise ValidationFailed.field(
+            "reason", gettext("At most %(n)s characters.") % {"n": MAX_REASON}
+        )
+    return choice, text
+
+
 def set_downtime_reason(
     record: DowntimeRecord,
     *,
@@ -134,27 +200,7 @@ def set_downtime_reason(
     """The reason for a stop: a pick from the reason tree (``code`` of an active reason, not
     a category) and/or words (``note``). Asked by the terminal, may be corrected later from
     the admin; every answer is in the machine's audit trail."""
-    code, note = (code or "").strip(), (note or "").strip()
-    choice = None
-    if code:
-        choice = (
-            DowntimeReason.objects.filter(code=code, active=True, parent__isnull=False)
-            .select_related("parent")
-            .first()
-        )
-        if choice is None:
-            raise ValidationFailed.field(
-                "code", gettext("“%(code)s” is not an active downtime reason.") % {"code": code}
-            )
-    elif not note:
-        raise ValidationFailed.field("reason", gettext("Say why the machine stopped."))
-    text = note
-    if choice is not None:
-        # Stored in English like every reason in the audit trail; read by everyone.
-        kind = "planned" if choice.planned else "unplanned"
-        text = f"{choice.path} ({kind})" + (f": {note}" if note else "")
-    if len(text) > MAX_REASON:
-        raise ValidationFailed.field("reason", f"At most {MAX_REASON} characters.")
+    choice, text = _reason(code, note, missing=gettext("Say why the machine stopped."))
     at = at or timezone.now()
     with transaction.atomic():
         locked = (
@@ -188,6 +234,255 @@ def reason_tree() -> list[tuple[DowntimeReason, list[DowntimeReason]]]:
     return [(r, children.get(r.pk, [])) for r in reasons if r.parent_id is None]
 
 
+# --- Declarations by hand -----------------------------------------------------------------------
+
+
+class _Any(enum.Enum):
+    ANY = "any"
+
+
+# ``seen`` not given: act on whatever is declared now (scripts, tests, the API).
+ANY: Final = _Any.ANY
+Seen = int | Literal[_Any.ANY] | None
+
+
+def _moment(at: datetime | None) -> datetime:
+    if at is None:
+        return timezone.now()
+    if timezone.is_naive(at):
+        raise ValidationFailed.field("at", "Times must carry a time zone.")
+    return at
+
+
+def _check_expected_back(expected_back: datetime | None, at: datetime) -> None:
+    if expected_back is None:
+        return
+    if timezone.is_naive(expected_back):
+        raise ValidationFailed.field("expected_back", "Times must carry a time zone.")
+    if expected_back <= at:
+        raise ValidationFailed.field(
+            "expected_back", gettext("The expected return must be in the future.")
+        )
+    if expected_back > at + MAX_EXPECTED_AHEAD:
+        raise ValidationFailed.field(
+            "expected_back",
+            gettext(
+                "The expected return is more than a year ahead; make the machine inactive instead."
+            ),
+        )
+
+
+def _lock_declaration(machine: Machine) -> tuple[Machine, DowntimeRecord | None]:
+    """Lock the machine, then its open downtime record (the lock order of
+    :func:`update_downtimes`, which runs after ``set_machine_state`` locked the machine)."""
+    locked = Machine.objects.select_for_update().get(pk=machine.pk)
+    record = (
+        DowntimeRecord.objects.select_for_update()
+        .filter(machine=locked, ended_at__isnull=True)
+        .first()
+    )
+    return locked, record
+
+
+def _check_seen(machine: Machine, declared: DowntimeRecord | None, seen: Seen) -> None:
+    """The caller acted on the screen it saw (the declaration it showed, or None for none);
+    when someone else changed that meanwhile, say who and what, change nothing."""
+    if seen is ANY or seen == (declared.pk if declared else None):
+        return
+    last = mes_services.describe_last_change(EntityType.MACHINE, machine.pk, machine.code)
+    raise StaleObject(f"{last}. " + gettext("Nothing was changed; look again."))
+
+
+def _local(moment: datetime) -> str:
+    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M %Z}"
+
+
+def declared_words(kind: str, reason: str, expected_back: datetime | None) -> str:
+    """The declaration in words, for the audit trail (in English, like every reason there;
+    times in the plant's time zone): "Declared down: Mechanical > Spindle (unplanned);
+    expected back 2026-05-04 14:30 CEST"."""
+    back = f"expected back {_local(expected_back)}" if expected_back else "expected back: not known"
+    return f"Declared {kind}: {reason}; {back}"
+
+
+def declare_machine_down(
+    machine: Machine,
+    *,
+    actor: mes_services.ActorLike,
+    kind: str,
+    code: str = "",
+    note: str = "",
+    expected_back: datetime | None = None,
+    at: datetime | None = None,
+    seen: Seen = ANY,
+) -> DowntimeRecord:
+    """Declare a machine down or blocked (``kind``), why (``code`` of an active reason of
+    the tree and/or ``note``) and, if known, when it is expected back (in the future).
+
+    The machine's state becomes down (through ``set_machine_state``, with the expected
+    return the live schedule plans from), a state event is appended, and the machine's open
+    downtime record carries the declaration: a new one (on the running operation, if any),
+    or the one the PLC opened. A declared machine is declared again: kind, reason and
+    expected return change. Audited in words. ``seen``: the declaration the caller's
+    screen showed (its record id, None for none); refused when it is not the current one.
+    Returns the declaration (the open record)."""
+    if kind not in DeclaredKind.values:
+        raise ValidationFailed.field("kind", gettext("Say whether the machine is down or blocked."))
+    choice, text = _reason(code, note, missing=gettext("Say why the machine is down."))
+    at = _moment(at)
+    _check_expected_back(expected_back, at)
+    who = mes_services.Actor.of(actor)
+    cause = DECLARED_CAUSE[DeclaredKind(kind)]
+    with transaction.atomic():
+        locked, record = _lock_declaration(machine)
+        if not locked.is_active:
+            raise ValidationFailed.field(
+                "machine",
+                gettext("%(machine)s is not in use; it cannot be declared down.")
+                % {"machine": locked.code},
+            )
+        declared = record if record is not None and record.is_declared else None
+        if declared is not None and (
+            declared.cause,
+            declared.reason,
+            declared.reason_choice_id,
+            locked.expected_back_at,
+            locked.state,
+        ) == (cause, text, choice.pk if choice else None, expected_back, MachineState.DOWN):
+            return declared  # the same declaration again (a retried form): nothing changes
+        _check_seen(locked, declared, seen)
+        was, back_before = locked.state, locked.expected_back_at
+        before = (record.cause, record.reason) if record is not None else ("", "")
+        mes_services.set_machine_state(
+            locked,
+            state=MachineState.DOWN,
+            actor=who,
+            at=at,
+            reason=text,
+            expected_back=expected_back,
+        )
+        if was != MachineState.DOWN:
+            MachineStateEvent.objects.create(
+                machine=locked,
+                state=MachineState.DOWN,
+                started_at=at,
+                source=who.name[:80],
+                reason=text[:200],
+            )
+        declared_fields = {
+            "cause": cause,
+            "reason_choice": choice,
+            "reason": text,
+            "reason_by": who.user,
+            "reason_at": at,
+        }
+        if record is None:
+            running = _running_operations([locked.pk]).get(locked.pk)
+            record = DowntimeRecord.objects.create(
+                machine=locked, operation_id=running, started_at=at, **declared_fields
+            )
+        else:  # the PLC's stop (or the earlier declaration) takes this declaration
+            for field, value in declared_fields.items():
+                setattr(record, field, value)
+            record.save(update_fields=list(declared_fields))
+        mes_services.write_audit(
+            who,
+            entity_type=EntityType.MACHINE,
+            entity_id=locked.pk,
+            entity_label=locked.code,
+            work_order=None,
+            action=DECLARE_ACTION[DeclaredKind(kind)],
+            at=at,
+            changes={
+                "downtime": record.pk,
+                "cause": [before[0], cause],
+                "reason": [before[1], text],
+                "expected_back": [iso_utc(back_before), iso_utc(expected_back)],
+            },
+            reason=declared_words(kind, text, expected_back),
+        )
+        record.machine = locked
+        return record
+
+
+def _state_after_declaration(machine: Machine) -> str:
+    """What a machine declared up is: the state its PLC last reported when it has an
+    enabled PLC connection and that state is not down, else idle."""
+    if MachineConnection.objects.filter(machine=machine, enabled=True).exists():
+        last = (
+            MachineStateEvent.objects.filter(machine=machine, source__startswith=PLC_ACTOR_PREFIX)
+            .order_by("-started_at", "-id")
+            .values_list("state", flat=True)
+            .first()
+        )
+        if last is not None and last != MachineState.DOWN:
+            return last
+    return MachineState.IDLE
+
+
+def declare_machine_up(
+    machine: Machine,
+    *,
+    actor: mes_services.ActorLike,
+    note: str = "",
+    at: datetime | None = None,
+    seen: Seen = ANY,
+) -> Machine:
+    """Declare a machine that is down (declared or not) back up: its open downtime record
+    closes, its state becomes what :func:`_state_after_declaration` says (with a state
+    event), the expected return is cleared. Audited. Refused when the machine is neither
+    declared nor down. Returns the machine, fresh."""
+    note = (note or "").strip()
+    if len(note) > MAX_REASON:
+        raise ValidationFailed.field(
+            "note", gettext("At most %(n)s characters.") % {"n": MAX_REASON}
+        )
+    at = _moment(at)
+    who = mes_services.Actor.of(actor)
+    with transaction.atomic():
+        locked, record = _lock_declaration(machine)
+        declared = record if record is not None and record.is_declared else None
+        _check_seen(locked, declared, seen)
+        if declared is None and locked.state != MachineState.DOWN:
+            raise Conflict(
+                gettext("%(machine)s is not down (it is %(state)s); nothing to bring back up.")
+                % {"machine": locked.code, "state": locked.get_state_display().lower()},
+                errors={"state": [f"Machine state is {locked.state}."]},
+            )
+        was, target = locked.state, _state_after_declaration(locked)
+        if record is not None:
+            record.ended_at = max(record.started_at, at)
+            record.save(update_fields=["ended_at"])
+        words = "Declared back up" + (f": {note}" if note else "")
+        mes_services.set_machine_state(
+            locked, state=target, actor=who, at=at, reason=words, expected_back=None
+        )
+        if was != target:
+            MachineStateEvent.objects.create(
+                machine=locked,
+                state=target,
+                started_at=at,
+                source=who.name[:80],
+                reason=words[:200],
+            )
+        mes_services.write_audit(
+            who,
+            entity_type=EntityType.MACHINE,
+            entity_id=locked.pk,
+            entity_label=locked.code,
+            work_order=None,
+            action=DECLARE_UP_ACTION,
+            at=at,
+            changes={
+                "downtime": record.pk if record is not None else None,
+                "state": [was, target],
+                "was": record.reason if record is not None else "",
+            },
+            reason=f"{words}; now {target}",
+        )
+        return locked
+
+
 # --- Reads --------------------------------------------------------------------------------------
 
 
@@ -207,11 +502,23 @@ def open_downtime(machine: Machine) -> DowntimeRecord | None:
     return DowntimeRecord.objects.filter(machine=machine, ended_at__isnull=True).first()
 
 
-def open_without_reason(machine_ids: Iterable[int]) -> dict[int, DowntimeRecord]:
-    """Each machine's open stop that still waits for its reason, by machine id (one query)."""
+def open_downtimes(machine_ids: Iterable[int]) -> dict[int, DowntimeRecord]:
+    """Each machine's open stop (declared or not, with or without reason), by machine id,
+    with who gave its reason (one query)."""
     return {
         d.machine_id: d
         for d in DowntimeRecord.objects.filter(
-            machine_id__in=machine_ids, ended_at__isnull=True, reason=""
-        )
+            machine_id__in=list(machine_ids), ended_at__isnull=True
+        ).select_related("reason_by")
+    }
+
+
+def declaration(machine_ids: Iterable[int]) -> dict[int, DowntimeRecord]:
+    """Each declared machine's declaration (its open ``manual`` or ``blocked`` record), by
+    machine id, with who declared it (one query)."""
+    return {
+        d.machine_id: d
+        for d in DowntimeRecord.objects.filter(
+            machine_id__in=list(machine_ids), ended_at__isnull=True, cause__in=DECLARED_CAUSES
+        ).select_related("reason_by")
     }

@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from mes.choices import MachineState
 from mes.models import Machine, Operation, code_field
 
-from .choices import DowntimeCause
+from .choices import DECLARED_CAUSES, DowntimeCause
 
 
 class DeviceProfile(models.Model):
@@ -153,8 +153,11 @@ class DowntimeReason(models.Model):
 
 
 class DowntimeRecord(models.Model):
-    """A stop while an operation was running: the machine went down, or stood idle beyond the
-    threshold. The operator terminal asks for a reason; it closes when the machine runs."""
+    """A stop: the machine went down, or stood idle beyond the threshold, while an operation
+    was running; or a person declared it down or blocked (with or without a running
+    operation: a declaration is the machine's open record of cause ``manual`` or
+    ``blocked``). The operator terminal asks for a reason; it closes when the machine runs
+    (or, declared, when it is declared up or its PLC reports another state)."""
 
     machine = models.ForeignKey(Machine, on_delete=models.CASCADE, related_name="downtimes")
     operation = models.ForeignKey(
@@ -196,6 +199,23 @@ class DowntimeRecord(models.Model):
     @property
     def is_open(self) -> bool:
         return self.ended_at is None
+
+    @property
+    def is_declared(self) -> bool:
+        """Declared down or blocked by a person (see :mod:`shopfloor.downtime`)."""
+        return self.cause in DECLARED_CAUSES
+
+    @property
+    def note(self) -> str:
+        """The words given beside the pick from the tree (the whole reason without one)."""
+        if self.reason_choice_id is None:
+            return self.reason
+        return self.reason.partition("): ")[2]
+
+    @property
+    def declared_by(self) -> str:
+        user = self.reason_by
+        return (user.get_full_name() or user.get_username()) if user is not None else ""
 
 
 class UnassignedCount(models.Model):

@@ -11,12 +11,15 @@ The rule, in the order a planner would apply it by hand:
    for that machine). A machine left idle while a booked operation waited for its
    predecessor takes later orders' work in that gap when it fits entirely (so nothing
    booked earlier moves).
-3. A machine that is down or offline is assumed back after ``down_allowance``; an inactive
+3. A machine that is down or offline is assumed back when it is expected back (declared by
+   hand), else after ``down_allowance``; an inactive
    machine takes no work. A work center without active machines is a manual station: one
    lane of capacity.
 
-Time runs around the clock (no shift calendar). Durations are standard times: setup plus
-remaining quantity times cycle time.
+Work is planned in working time only (:mod:`mes.calendars.working_time`, each work center
+with its site's calendar, plain data): an operation starts at a working instant and its
+standard time (setup plus remaining quantity times cycle time) runs on through working time,
+stopping over breaks, nights and weekends. Without a calendar time runs around the clock.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+
+from mes.calendars.working_time import Calendars, WorkingTime
 
 # Statuses as the core's state machine names them (kept as strings: no ORM import here).
 RUNNING, PAUSED, DONE, CANCELLED = "running", "paused", "done", "cancelled"
@@ -36,6 +41,16 @@ class MachineIn:
     id: int
     work_center_id: int
     state: str = "idle"
+    back_at: datetime | None = None  # when a machine declared down is expected back
+
+    def available_from(self, now: datetime, down_allowance: timedelta) -> datetime:
+        """A machine that is down or offline is back when expected, else (not said, or
+        overdue) after the allowance."""
+        if self.state not in UNAVAILABLE_STATES:
+            return now
+        if self.back_at is not None and self.back_at > now:
+            return self.back_at
+        return now + down_allowance
 
 
 @dataclass(frozen=True)
@@ -99,23 +114,32 @@ def dispatch_order(orders: Iterable[OrderIn]) -> list[OrderIn]:
 
 class _Lane:
     """One machine (or manual station): when it is free for good, and the idle gaps left
-    before bookings that had to wait for their predecessor."""
+    before bookings that had to wait for their predecessor. Work runs in the lane's working
+    time only: it starts at a working instant and stops over breaks and closed days."""
 
-    __slots__ = ("free_at", "gaps")
+    __slots__ = ("calendar", "free_at", "gaps")
 
-    def __init__(self, free_at: datetime) -> None:
+    def __init__(self, free_at: datetime, calendar: WorkingTime) -> None:
+        self.calendar = calendar
         self.free_at = free_at
         self.gaps: list[tuple[datetime, datetime]] = []  # (start, end), in time order
 
-    def earliest(self, ready_at: datetime, duration: timedelta) -> datetime:
-        for gap_start, gap_end in self.gaps:
-            start = max(gap_start, ready_at)
-            if start + duration <= gap_end:
-                return start
-        return max(ready_at, self.free_at)
+    def span(self, ready_at: datetime, seconds: Decimal) -> tuple[datetime, datetime]:
+        start = self.calendar.next_working(ready_at)
+        return start, self.calendar.add(start, seconds)
 
-    def book(self, start: datetime, duration: timedelta) -> None:
-        end = start + duration
+    def earliest(self, ready_at: datetime, seconds: Decimal) -> tuple[datetime, datetime]:
+        wall = timedelta(seconds=float(seconds))  # the least it takes, in working time or not
+        for gap_start, gap_end in self.gaps:
+            begin = max(gap_start, ready_at)
+            if begin + wall > gap_end:
+                continue
+            start, end = self.span(begin, seconds)
+            if end <= gap_end:
+                return start, end
+        return self.span(max(ready_at, self.free_at), seconds)
+
+    def book(self, start: datetime, end: datetime) -> None:
         if start < self.free_at:  # inside a gap
             for i, (gap_start, gap_end) in enumerate(self.gaps):
                 if gap_start <= start and end <= gap_end:
@@ -131,14 +155,21 @@ class _Lane:
 class _Lanes:
     """The machines of each work center (a manual station where there are none)."""
 
-    def __init__(self, machines: Iterable[MachineIn], now: datetime, down_allowance: timedelta):
+    def __init__(
+        self,
+        machines: Iterable[MachineIn],
+        now: datetime,
+        down_allowance: timedelta,
+        calendars: Calendars,
+    ):
         self.machines: dict[int, _Lane] = {}
         self.by_work_center: dict[int, list[int]] = {}
         for m in sorted(machines, key=lambda m: m.id):
-            back = now + down_allowance if m.state in UNAVAILABLE_STATES else now
-            self.machines[m.id] = _Lane(back)
+            calendar = calendars.of(m.work_center_id)
+            self.machines[m.id] = _Lane(m.available_from(now, down_allowance), calendar)
             self.by_work_center.setdefault(m.work_center_id, []).append(m.id)
         self.manual: dict[int, _Lane] = {}
+        self.calendars = calendars
         self.now = now
 
     def book(
@@ -146,18 +177,22 @@ class _Lanes:
     ) -> tuple[datetime, datetime, int | None]:
         """Book ``op`` at the earliest start from ``ready_at`` (an idle gap it fits in, or
         after the lane's last booking) on the lane of its work center that offers it."""
-        duration = timedelta(seconds=float(seconds))
         candidates = self.by_work_center.get(op.work_center_id)
         if not candidates:  # a manual station: one lane
-            lane = self.manual.setdefault(op.work_center_id, _Lane(self.now))
-            start = lane.earliest(ready_at, duration)
-            lane.book(start, duration)
-            return start, start + duration, None
+            lane = self.manual.get(op.work_center_id)
+            if lane is None:
+                lane = _Lane(self.now, self.calendars.of(op.work_center_id))
+                self.manual[op.work_center_id] = lane
+            start, end = lane.earliest(ready_at, seconds)
+            lane.book(start, end)
+            return start, end, None
         if op.machine_id in self.machines:
             candidates = [op.machine_id]
-        start, machine = min((self.machines[m].earliest(ready_at, duration), m) for m in candidates)
-        self.machines[machine].book(start, duration)
-        return start, start + duration, machine
+        (start, end), machine = min(
+            (self.machines[m].earliest(ready_at, seconds), m) for m in candidates
+        )
+        self.machines[machine].book(start, end)
+        return start, end, machine
 
 
 def plan(
@@ -166,10 +201,12 @@ def plan(
     *,
     now: datetime,
     down_allowance: timedelta = timedelta(minutes=30),
+    calendars: Calendars | None = None,
 ) -> Plan:
-    """Plan every open operation of ``orders`` on ``machines`` (the active ones)."""
+    """Plan every open operation of ``orders`` on ``machines`` (the active ones), in the
+    working time of each work center's calendar (around the clock where it has none)."""
     orders = dispatch_order(orders)
-    lanes = _Lanes(machines, now, down_allowance)
+    lanes = _Lanes(machines, now, down_allowance, calendars or Calendars())
     result = Plan()
     # 1. What is on a machine now finishes there first: what runs, then what is paused (a
     # paused operation may have let another one run on its machine meanwhile).

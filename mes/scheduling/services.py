@@ -2,7 +2,8 @@
 
 :func:`replan_if_needed` runs every second (Celery beat). It re-plans when an audited change
 happened since the last plan (a machine stopped, an operation started or finished, a rush
-order arrived, an order was held), when the active machines changed (capacity), or when the
+order arrived, an order was held), when the active machines or a shift calendar changed
+(capacity), or when the
 last plan is older than ``MES_SCHEDULE_REFRESH_SECONDS``. :func:`replan` computes the plan
 with the pure :mod:`mes.scheduling.engine` from one snapshot and hands each order whose plan
 moved to :func:`apply_schedule`, which writes it with its audit record and the
@@ -25,6 +26,8 @@ from django.utils import timezone
 
 from erp_sync.models import EventType
 from erp_sync.outbox import record_event
+from mes.calendars.selectors import calendars_by_work_center
+from mes.calendars.selectors import fingerprint as calendar_fingerprint
 from mes.choices import EntityType, OperationStatus, WorkOrderStatus
 from mes.formats import iso_utc
 from mes.models import AuditRecord, Machine, Operation, ScheduleState, WorkOrder
@@ -57,10 +60,10 @@ class ReplanSummary:
 
 def _machines() -> list[engine.MachineIn]:
     return [
-        engine.MachineIn(id=pk, work_center_id=wc, state=state)
-        for pk, wc, state in Machine.objects.filter(is_active=True)
+        engine.MachineIn(id=pk, work_center_id=wc, state=state, back_at=back_at)
+        for pk, wc, state, back_at in Machine.objects.filter(is_active=True)
         .order_by("pk")
-        .values_list("pk", "work_center_id", "state")
+        .values_list("pk", "work_center_id", "state", "expected_back_at")
     ]
 
 
@@ -137,6 +140,7 @@ def replan(*, reason: str = "", now: datetime | None = None) -> ReplanSummary:
         _machines(),
         now=now,
         down_allowance=timedelta(minutes=settings.MES_SCHEDULE_DOWN_ALLOWANCE_MINUTES),
+        calendars=calendars_by_work_center(since=(now - timedelta(days=2)).date()),
     )
     summary = ReplanSummary(orders=len(orders), operations=len(plan.operations), reason=reason)
     for wo in orders:
@@ -296,19 +300,26 @@ def replan_if_needed(*, now: datetime | None = None) -> ReplanSummary | None:
         state, _ = ScheduleState.objects.select_for_update().get_or_create(pk=1)
         if state.lease_until is not None and state.lease_until > now:
             return None  # another worker is planning; what it missed wakes the next check
-        newest, capacity = _newest_trigger(), _capacity_key()
+        newest, capacity, calendar = _newest_trigger(), _capacity_key(), calendar_fingerprint()
         stale = state.planned_at is None or now - state.planned_at >= timedelta(
             seconds=settings.MES_SCHEDULE_REFRESH_SECONDS
         )
-        if newest == state.audit_watermark and capacity == state.capacity_key and not stale:
+        if (newest, capacity, calendar) == (
+            state.audit_watermark,
+            state.capacity_key,
+            state.calendar_key,
+        ) and not stale:
             return None
         reasons = []
         if newest != state.audit_watermark:
             reasons.append(describe_triggers(state.audit_watermark, newest))
         if capacity != state.capacity_key and state.capacity_key:
             reasons.append("machines changed")
+        if calendar != state.calendar_key and state.calendar_key:
+            reasons.append("shift calendar changed")
         reason = "; ".join(r for r in reasons if r) or "the clock moved on"
         state.audit_watermark, state.capacity_key = newest, capacity
+        state.calendar_key = calendar
         state.planned_at, state.reason = now, reason[:300]
         state.lease_until = now + LEASE
         state.save()

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
+from typing import Final, Literal
 
 from django.db import transaction
+from django.utils import timezone
 
 from ..choices import EntityType, MachineState
 from ..errors import ValidationFailed
+from ..formats import iso_utc
 from ..models import Machine
 from .common import Actor, ActorLike, _when, write_audit
+
+
+class _Keep(enum.Enum):
+    KEEP = "keep"
+
+
+# ``expected_back`` not given: a state change clears the expected return, the same state
+# keeps it (a PLC that confirms "down" does not wipe what a person said).
+KEEP: Final = _Keep.KEEP
 
 
 def set_machine_state(
@@ -19,19 +32,35 @@ def set_machine_state(
     actor: ActorLike,
     at: datetime | None = None,
     reason: str = "",
+    expected_back: datetime | Literal[_Keep.KEEP] | None = KEEP,
 ) -> bool:
-    """Record a machine state change. Returns False, writing nothing, when the machine is
-    already in that state (pollers report the same state over and over)."""
+    """Record a machine's state and, for a machine declared down by hand, when it is
+    expected back (``Machine.expected_back_at``, which the live schedule plans from; None:
+    not known). Any state change clears the expected return unless it is given.
+
+    Returns False, writing nothing, when the machine is already in that state with that
+    expected return (pollers report the same state over and over). Changing only the
+    expected return is a change too: audited, and the schedule re-plans."""
     actor, at = Actor.of(actor), _when(at)
     if state not in MachineState.values:
         raise ValidationFailed.field("state", f"Unknown machine state {state!r}.")
+    if isinstance(expected_back, datetime) and timezone.is_naive(expected_back):
+        raise ValidationFailed.field("expected_back", "Times must carry a time zone.")
     with transaction.atomic():
         locked = Machine.objects.select_for_update().get(pk=machine.pk)
-        if locked.state == state:
+        if expected_back is KEEP:
+            back = locked.expected_back_at if locked.state == state else None
+        else:
+            back = expected_back
+        if locked.state == state and locked.expected_back_at == back:
             return False
-        from_state = locked.state
-        locked.state, locked.state_since = state, at
-        locked.save(update_fields=["state", "state_since"])
+        from_state, before = locked.state, locked.expected_back_at
+        fields = ["expected_back_at"]
+        if locked.state != state:
+            locked.state, locked.state_since = state, at
+            fields += ["state", "state_since"]
+        locked.expected_back_at = back
+        locked.save(update_fields=fields)
         write_audit(
             actor,
             entity_type=EntityType.MACHINE,
@@ -43,6 +72,8 @@ def set_machine_state(
             from_state=from_state,
             to_state=state,
             reason=reason,
+            changes={"expected_back": [iso_utc(before), iso_utc(back)]} if before != back else {},
         )
-        machine.state, machine.state_since = state, at
+        machine.state, machine.state_since = locked.state, locked.state_since
+        machine.expected_back_at = back
         return True

@@ -26,6 +26,7 @@ from mes import services as mes_services
 from mes.choices import MachineState, OperationStatus
 from mes.errors import DomainError, ValidationFailed
 from mes.models import CODE_VALIDATOR, Machine, Operation
+from shopfloor.choices import PLC_ACTOR_PREFIX
 from shopfloor.downtime import update_downtimes
 from shopfloor.models import (
     DeviceProfile,
@@ -42,7 +43,7 @@ logger = logging.getLogger("shopfloor.plc")
 
 
 def actor_for(code: str) -> mes_services.Actor:
-    return mes_services.Actor.system(f"plc:{code}")
+    return mes_services.Actor.system(f"{PLC_ACTOR_PREFIX}{code}")
 
 
 def _invalid(exc: SpecError, message: str) -> ValidationFailed:

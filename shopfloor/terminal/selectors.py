@@ -1,10 +1,14 @@
-"""Reads for the terminal screens: machines with what runs on them, and the dispatch queue."""
+"""Reads for the terminal screens: machines with what runs on them (and their stops and
+declarations), and the dispatch queue."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import Case, F, IntegerField, Value, When
+from django.utils import timezone
+from django.utils.formats import date_format
 
 from mes.choices import OperationStatus, Priority, WorkOrderStatus
 from mes.models import Machine, Operation, WorkCenter
@@ -19,10 +23,25 @@ class MachineTile:
     machine: Machine
     operation: Operation | None
     downtime: DowntimeRecord | None  # open and still without a reason
+    declared: DowntimeRecord | None = None  # declared down or blocked by hand
 
     @property
     def needs_reason(self) -> bool:
         return self.downtime is not None
+
+    @property
+    def expected_back(self) -> str:
+        """When the declared machine is expected back: "14:30", or "05.12. 14:30" when
+        that is not today ("" when not known)."""
+        return expected_back_label(self.machine.expected_back_at)
+
+
+def expected_back_label(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    local = timezone.localtime(moment)
+    same_day = local.date() == timezone.localdate()
+    return date_format(local, "H:i" if same_day else "d.m. H:i")
 
 
 def machine_tiles(work_center: WorkCenter) -> list[MachineTile]:
@@ -35,8 +54,24 @@ def machine_tiles(work_center: WorkCenter) -> list[MachineTile]:
         .order_by("-status", "-updated_at")
     ):
         ops.setdefault(op.machine_id, op)
-    downtimes = downtime.open_without_reason(ids)
-    return [MachineTile(m, ops.get(m.pk), downtimes.get(m.pk)) for m in machines]
+    stops = downtime.open_downtimes(ids)  # one query: stops needing a reason, declarations
+    tiles = []
+    for m in machines:
+        stop = stops.get(m.pk)
+        tiles.append(
+            MachineTile(
+                m,
+                ops.get(m.pk),
+                stop if stop is not None and not stop.reason else None,
+                stop if stop is not None and stop.is_declared else None,
+            )
+        )
+    return tiles
+
+
+def machine_here(code: str, work_center: WorkCenter) -> Machine | None:
+    """An active machine of this work center by its code (None for any other)."""
+    return Machine.objects.filter(code=code, work_center=work_center, is_active=True).first()
 
 
 def dispatch_queue(work_center: WorkCenter, limit: int = 30) -> list[Operation]:

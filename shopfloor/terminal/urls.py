@@ -16,4 +16,6 @@ urlpatterns = [
     path("op/<int:pk>/live/", views.operation_live, name="operation_live"),
     path("op/<int:pk>/<str:action>/", views.act, name="act"),
     path("downtime/<int:pk>/", views.downtime, name="downtime"),
+    path("machine/<str:code>/down/", views.machine_down, name="machine_down"),
+    path("machine/<str:code>/up/", views.machine_up, name="machine_up"),
 ]

@@ -4,6 +4,7 @@ services of mes; this module only authorises, parses, and renders."""
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from functools import wraps
 
@@ -22,13 +23,20 @@ from django.views.decorators.http import require_POST
 from mes import services
 from mes.accounts import has_role
 from mes.choices import EntityType, OperationStatus, Role
-from mes.errors import DomainError
+from mes.errors import DomainError, StaleObject
 from mes.formats import display_quantity
 from mes.models import Machine, OperatorProfile, WorkCenter
 from mes.quality import selectors as quality_selectors
 from mes.quality import services as quality_services
 from mes.quality.models import ScrapReason
-from shopfloor.downtime import reason_tree, set_downtime_reason
+from shopfloor.choices import DeclaredKind, DowntimeCause
+from shopfloor.downtime import declaration as downtime_declaration
+from shopfloor.downtime import (
+    declare_machine_down,
+    declare_machine_up,
+    reason_tree,
+    set_downtime_reason,
+)
 from shopfloor.models import DowntimeRecord
 
 from . import selectors, session
@@ -534,3 +542,158 @@ def check(request: HttpRequest, pk: int) -> HttpResponse:
         "terminal/check.html",
         _check_context(request, _operation_or_404(pk), chosen=check_obj, **extra),
     )
+
+
+# --- Machine availability: declared down or blocked, and back up -------------------------------
+
+# When a machine declared down is expected back, as the operator taps it (minutes ahead).
+EXPECTED_BACK_CHOICES = [
+    ("15", gettext_lazy("15 min")),
+    ("30", gettext_lazy("30 min")),
+    ("60", gettext_lazy("1 h")),
+    ("120", gettext_lazy("2 h")),
+    ("240", gettext_lazy("4 h")),
+    ("unknown", gettext_lazy("Not known")),
+]
+EXPECTED_BACK_MINUTES = {value: int(value) for value, _label in EXPECTED_BACK_CHOICES[:-1]}
+
+
+def _machine_here_or_404(request: HttpRequest, code: str) -> Machine:
+    machine = selectors.machine_here(code, request.terminal_wc)
+    if machine is None:
+        raise Http404
+    return machine
+
+
+def _seen(raw: str | None) -> int | None:
+    """The declaration a form was rendered with (its record id; none: None)."""
+    return _id(raw) or None
+
+
+def _declare_step(request: HttpRequest, machine: Machine, **extra) -> HttpResponse:
+    """The declare screen, one choice per step: kind, category, reason, expected return.
+    The first three are links (GET), the last submits the form."""
+    params = request.POST if request.method == "POST" else request.GET
+    tree = reason_tree()
+    kind = params.get("kind", "")
+    if kind not in DeclaredKind.values:
+        kind = ""
+    category = next((c for c, _r in tree if c.code == params.get("category", "")), None)
+    reasons = next((r for c, r in tree if category is not None and c.pk == category.pk), [])
+    reason = next((r for r in reasons if r.code == params.get("reason", "")), None)
+    current = downtime_declaration([machine.pk]).get(machine.pk)
+    return render(
+        request,
+        "terminal/machine_down.html",
+        _context(
+            request,
+            machine=machine,
+            kinds=[
+                (DeclaredKind.DOWN, "■", _("Broken or being repaired")),
+                (DeclaredKind.BLOCKED, "⊘", _("Sound, but cannot work: no material, no staff")),
+            ],
+            kind=kind,
+            kind_label=DeclaredKind(kind).label if kind else "",
+            tree=tree,
+            category=category,
+            reasons=reasons,
+            reason=reason,
+            current=current,
+            backs=EXPECTED_BACK_CHOICES,
+            token=secrets.token_hex(16),
+            **extra,
+        ),
+    )
+
+
+@terminal_view
+def machine_down(request: HttpRequest, code: str) -> HttpResponse:
+    """Declare a machine of this work center down or blocked: why, and when it is back."""
+    machine = _machine_here_or_404(request, code)
+    if request.method != "POST":
+        return _declare_step(request, machine)
+    back = request.POST.get("back", "")
+    token = request.POST.get("token", "")[:64] or secrets.token_hex(16)
+    try:
+        if back not in EXPECTED_BACK_MINUTES and back != "unknown":
+            raise DomainError(_("Tap when the machine is expected back, or “Not known”."))
+        now = timezone.now()
+        minutes = EXPECTED_BACK_MINUTES.get(back)
+        with transaction.atomic():
+            FormToken.objects.create(token=token)
+            record = declare_machine_down(
+                machine,
+                actor=request.operator,
+                kind=request.POST.get("kind", ""),
+                code=request.POST.get("reason", "")[:64],
+                expected_back=now + timedelta(minutes=minutes) if minutes else None,
+                at=now,
+                seen=_seen(request.POST.get("seen")),
+            )
+            message = _declared_message(record.machine, record)
+            FormToken.objects.filter(token=token).update(outcome=message)
+    except IntegrityError:
+        used = FormToken.objects.filter(token=token).first()
+        messages.info(
+            request, _("Already done: ") + (used.outcome if used and used.outcome else _("sent"))
+        )
+    except StaleObject as exc:  # someone declared it meanwhile: the tile shows what
+        messages.error(request, exc.message)
+    except DomainError as exc:
+        return _declare_step(request, machine, message=exc.message)
+    else:
+        messages.success(request, message)
+    return _go(request, reverse("terminal:home"))
+
+
+def _declared_message(machine: Machine, record: DowntimeRecord) -> str:
+    back = selectors.expected_back_label(machine.expected_back_at)
+    words = {"machine": machine.code, "reason": record.reason, "back": back}
+    if record.cause == DowntimeCause.BLOCKED:
+        if back:
+            return _("%(machine)s declared blocked: %(reason)s. Back about %(back)s.") % words
+        return _("%(machine)s declared blocked: %(reason)s.") % words
+    if back:
+        return _("%(machine)s declared down: %(reason)s. Back about %(back)s.") % words
+    return _("%(machine)s declared down: %(reason)s.") % words
+
+
+@terminal_view
+def machine_up(request: HttpRequest, code: str) -> HttpResponse:
+    """Asks in words whether the machine is back up (GET); the answer (POST) declares it."""
+    machine = _machine_here_or_404(request, code)
+    current = downtime_declaration([machine.pk]).get(machine.pk)
+    if request.method != "POST":
+        return render(
+            request,
+            "terminal/machine_up.html",
+            _context(
+                request,
+                machine=machine,
+                current=current,
+                back=selectors.expected_back_label(machine.expected_back_at),
+                token=secrets.token_hex(16),
+            ),
+        )
+    token = request.POST.get("token", "")[:64] or secrets.token_hex(16)
+    try:
+        with transaction.atomic():
+            FormToken.objects.create(token=token)
+            fresh = declare_machine_up(
+                machine, actor=request.operator, seen=_seen(request.POST.get("seen"))
+            )
+            message = _("%(machine)s is back up (%(state)s).") % {
+                "machine": machine.code,
+                "state": fresh.get_state_display().lower(),
+            }
+            FormToken.objects.filter(token=token).update(outcome=message)
+    except IntegrityError:
+        used = FormToken.objects.filter(token=token).first()
+        messages.info(
+            request, _("Already done: ") + (used.outcome if used and used.outcome else _("sent"))
+        )
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, message)
+    return _go(request, reverse("terminal:home"))

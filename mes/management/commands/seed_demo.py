@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
@@ -23,6 +23,7 @@ from erp_sync.models import EventType
 from erp_sync.services import upsert_endpoint
 from mes import services
 from mes.accounts import create_operator
+from mes.calendars.models import WEEKDAYS, CalendarException, Shift, ShiftBreak
 from mes.choices import MachineState, OperationStatus, Role, WorkOrderStatus
 from mes.models import (
     Area,
@@ -44,6 +45,15 @@ from shopfloor.plc.demo import configure_demo_connections
 
 SITE = ("PLANT-1", "Riverside Plant", "Europe/Berlin")
 AREAS = [("FAB", "Fabrication"), ("ASM", "Assembly and finishing")]
+# Three shifts Monday to Friday, two on Saturday, nothing on Sunday; half an hour's break.
+MON_FRI = {day: day not in ("saturday", "sunday") for day in WEEKDAYS}
+MON_SAT = {day: day != "sunday" for day in WEEKDAYS}
+SHIFTS = [
+    ("early", "Early shift", time(6), time(14), time(10), MON_SAT),
+    ("late", "Late shift", time(14), time(22), time(18), MON_SAT),
+    ("night", "Night shift", time(22), time(6), time(2), MON_FRI),
+]
+HOLIDAYS = [(12, 25, "Christmas Day"), (12, 26, "Boxing Day"), (1, 1, "New Year's Day")]
 WORK_CENTERS = [
     (
         "WC-CUT",
@@ -217,6 +227,7 @@ class Command(BaseCommand):
     def _master_data(self) -> Plant:
         code, name, tz = SITE
         site, _ = Site.objects.get_or_create(code=code, defaults={"name": name, "time_zone": tz})
+        self._calendar(site)
         areas = {
             c: Area.objects.get_or_create(code=c, defaults={"name": n, "site": site})[0]
             for c, n in AREAS
@@ -275,6 +286,22 @@ class Command(BaseCommand):
                 )
             operators.append(profile.user)
         return Plant(users=users, operators=operators, machines_by_center=machines)
+
+    def _calendar(self, site: Site) -> None:
+        """The shift calendar: the live schedule plans in it, OEE counts planned time."""
+        for code, name, start, end, pause, days in SHIFTS:
+            shift, created = Shift.objects.get_or_create(
+                site=site, code=code, defaults={"name": name, "start": start, "end": end, **days}
+            )
+            if created:
+                after = pause.replace(minute=30)
+                ShiftBreak.objects.create(shift=shift, start=pause, end=after)
+        year = timezone.localdate().year
+        for month, day, name in HOLIDAYS:
+            for y in (year, year + 1):
+                CalendarException.objects.get_or_create(
+                    site=site, day=date(y, month, day), kind="closed", defaults={"name": name}
+                )
 
     def _user(self, role: str):
         User = get_user_model()

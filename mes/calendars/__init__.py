@@ -1,0 +1,1 @@
+"""Shift calendars: when each site works (shifts, breaks, holidays, extra shifts)."""
