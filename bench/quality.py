@@ -72,13 +72,12 @@ from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.support.server import ensure_postgres_database, fresh_sqlite_url  # noqa: E402
+from bench.support.server import in_process_django  # noqa: E402
 
 VAR = ROOT / "var" / "bench-quality"
 ROUTING, SEQUENCE, CODE = "BQ-R", 10, "HOLE-D"
@@ -105,18 +104,6 @@ def timed(fn: Callable[[], object], repeat: int, warmup: int = 0) -> list[float]
         fn()
         runs.append((time.perf_counter() - started) * 1000)
     return runs
-
-
-def recreate_postgres_database(url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    if not name.startswith("mes_bench"):
-        raise SystemExit(f"--recreate drops only mes_bench* databases, not {name!r}.")
-    admin = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # --- The bench's own data -------------------------------------------------------------------
@@ -544,31 +531,8 @@ def main() -> None:
         if getattr(args, name) is None:
             setattr(args, name, value)
 
-    VAR.mkdir(parents=True, exist_ok=True)
-    database_url = args.database_url or fresh_sqlite_url(VAR)
-    os.environ.update(
-        {
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": "bench-only-quality",
-            "DEBUG": "0",
-            "SECURE_COOKIES": "0",
-            "MES_PLAIN_STATIC": "1",
-            "MES_VAR_DIR": str(VAR),
-            "DJANGO_SETTINGS_MODULE": "mes.settings",
-            "LOG_LEVEL": "WARNING",
-        }
-    )
-    if database_url.startswith("postgres"):
-        if args.recreate:
-            recreate_postgres_database(database_url)
-        ensure_postgres_database(database_url)
-
     started = time.perf_counter()
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
+    in_process_django(args.database_url, VAR, secret="bench-only-quality", recreate=args.recreate)
 
     from django.db import connection
 

@@ -100,6 +100,9 @@ class Machine(models.Model):
     # When a machine declared down or blocked by hand is expected back (the live schedule
     # plans it from then); cleared by the next state change.
     expected_back_at = models.DateTimeField(_("expected back"), null=True, blank=True)
+    # When its current stop (idle or down, in a row) began; None while it is not stopped.
+    # The performance rollups tell short stops from long ones by it.
+    stopped_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["code"]

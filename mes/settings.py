@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "mes",
     "mes.quality",
     "mes.calendars",
+    "mes.performance",
     "erp_sync",
     "shopfloor",
     "shopfloor.terminal",
@@ -367,6 +368,13 @@ MES_SCHEDULE_REFRESH_SECONDS = env_int("MES_SCHEDULE_REFRESH_SECONDS", 60, minim
 MES_SCHEDULE_TOLERANCE_SECONDS = env_int("MES_SCHEDULE_TOLERANCE_SECONDS", 60, minimum=0)
 # How long a machine that is down or offline is assumed to stay so.
 MES_SCHEDULE_DOWN_ALLOWANCE_MINUTES = env_int("MES_SCHEDULE_DOWN_ALLOWANCE_MINUTES", 30)
+
+# Performance (OEE, mes.performance): a stop shorter than this is a small stop (a speed
+# loss), a longer one a breakdown or planned stop; scrap within this many minutes of an
+# operation's start is a startup reject.
+MES_OEE_SMALL_STOP_SECONDS = env_int("MES_OEE_SMALL_STOP_SECONDS", 120, minimum=1)
+MES_OEE_STARTUP_MINUTES = env_int("MES_OEE_STARTUP_MINUTES", 10, minimum=0)
+
 CELERY_BEAT_SCHEDULE["replan-schedule"] = {
     "task": "mes.tasks.replan_schedule",
     "schedule": float(MES_SCHEDULE_CHECK_SECONDS),

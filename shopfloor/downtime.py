@@ -41,7 +41,7 @@ from typing import Final, Literal, Protocol
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -521,4 +521,35 @@ def declaration(machine_ids: Iterable[int]) -> dict[int, DowntimeRecord]:
         for d in DowntimeRecord.objects.filter(
             machine_id__in=list(machine_ids), ended_at__isnull=True, cause__in=DECLARED_CAUSES
         ).select_related("reason_by")
+    }
+
+
+def downtimes_after(after: datetime, machine_code: str | None = None) -> QuerySet[DowntimeRecord]:
+    """Stops still open or ended after ``after`` (the API's downtime feed)."""
+    records = DowntimeRecord.objects.filter(
+        Q(ended_at__isnull=True) | Q(ended_at__gt=after)
+    ).select_related("machine", "operation__work_order", "reason_choice__parent", "reason_by")
+    if machine_code:
+        records = records.filter(machine__code=machine_code)
+    return records
+
+
+def downtime_representation(record: DowntimeRecord, now: datetime) -> dict:
+    choice = record.reason_choice
+    end = record.ended_at or now
+    return {
+        "id": record.pk,
+        "machine": record.machine.code,
+        "work_order": record.operation.work_order.number if record.operation_id else None,
+        "operation_sequence": record.operation.sequence if record.operation_id else None,
+        "cause": record.cause,
+        "started_at": iso_utc(record.started_at),
+        "ended_at": iso_utc(record.ended_at),
+        "duration_seconds": max(0.0, (end - record.started_at).total_seconds()),
+        "reason": record.reason,
+        "reason_code": choice.code if choice else None,
+        "category": choice.parent.name if choice and choice.parent_id else None,
+        "planned": choice.planned if choice else None,
+        "reason_by": record.reason_by.get_username() if record.reason_by_id else None,
+        "reason_at": iso_utc(record.reason_at),
     }

@@ -8,14 +8,17 @@ from django.core.cache import cache
 from erp_sync.auth import forget_cached_clients
 from mes.accounts import create_operator
 from mes.choices import Role
+from mes.performance.rollups import forget_calendars
 
 from .factories import UserFactory, make_work_order
 
 
 @pytest.fixture(autouse=True)
 def no_cached_api_clients():
-    """Each test starts with an empty token cache (erp_sync.auth) and throttle history."""
+    """Each test starts with an empty token cache (erp_sync.auth) and throttle history, and
+    without the calendars the performance rollups keep (ids are reused after a rollback)."""
     forget_cached_clients()
+    forget_calendars()
     cache.clear()
     yield
     forget_cached_clients()

@@ -1,8 +1,10 @@
 """What the benchmark scripts share: a free loopback port, a PostgreSQL database that
-exists, and gunicorn serving the app on 127.0.0.1 for the duration of a ``with``."""
+exists (or is dropped and re-created), Django set up in-process on a fresh database, and
+gunicorn serving the app on 127.0.0.1 for the duration of a ``with``."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -82,3 +84,46 @@ def gunicorn(env: dict[str, str], *, workers: int = 2, threads: int = 4) -> Iter
     finally:
         server.terminate()
         server.wait(10)
+
+
+def recreate_postgres_database(url: str) -> None:
+    """Drop a ``mes_bench*`` database (never another), so that the bench starts empty."""
+    import psycopg
+
+    parsed = urlparse(url)
+    name = parsed.path.lstrip("/")
+    if not name.startswith("mes_bench"):
+        raise SystemExit(f"--recreate drops only mes_bench* databases, not {name!r}.")
+    admin = parsed._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def in_process_django(database_url: str, var: Path, *, secret: str, recreate: bool) -> str:
+    """Set up Django in this process on ``database_url`` (a fresh SQLite file under ``var``
+    when empty; a PostgreSQL database created when missing, dropped first with
+    ``recreate``) and migrate it. Returns the database URL used."""
+    var.mkdir(parents=True, exist_ok=True)
+    database_url = database_url or fresh_sqlite_url(var)
+    os.environ.update(
+        {
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": secret,
+            "DEBUG": "0",
+            "SECURE_COOKIES": "0",
+            "MES_PLAIN_STATIC": "1",
+            "MES_VAR_DIR": str(var),
+            "DJANGO_SETTINGS_MODULE": "mes.settings",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    if database_url.startswith("postgres"):
+        if recreate:
+            recreate_postgres_database(database_url)
+        ensure_postgres_database(database_url)
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+    return database_url

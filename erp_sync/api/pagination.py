@@ -56,24 +56,71 @@ def page_by_code(
     return rows, next_url(request, token)
 
 
+def _page_by_time(
+    queryset: QuerySet,
+    request: Request,
+    page_size: int,
+    cursor: str | None,
+    *,
+    time_field: str,
+    tie_field: str,
+    tie_type: type,
+    keys: tuple[str, str],
+) -> tuple[list, str | None]:
+    """Rows ordered by (a time, a unique tie-breaker); the cursor holds both of the last
+    row served, under ``keys``."""
+    time_key, tie_key = keys
+    if cursor:
+        values = decode_cursor(cursor)
+        raw = values.get(time_key)
+        when = parse_datetime(raw) if isinstance(raw, str) else None
+        tie = values.get(tie_key)
+        if not isinstance(when, datetime) or not isinstance(tie, tie_type):
+            raise ValidationError({"cursor": ["Not a cursor this API handed out."]})
+        queryset = queryset.filter(
+            Q(**{f"{time_field}__gt": when}) | Q(**{time_field: when, f"{tie_field}__gt": tie})
+        )
+    rows = list(queryset.order_by(time_field, tie_field)[: page_size + 1])
+    more = len(rows) > page_size
+    rows = rows[:page_size]
+    token = None
+    if more:
+        last = rows[-1]
+        token = encode_cursor(
+            {time_key: getattr(last, time_field).isoformat(), tie_key: getattr(last, tie_field)}
+        )
+    return rows, next_url(request, token)
+
+
 def page_by_change(
     queryset: QuerySet, request: Request, page_size: int, cursor: str | None
 ) -> tuple[list, str | None]:
     """The changes feed: ordered by (updated_at, number). ``updated_at`` comes from a
     commit-ordered clock (mes.clock), so a row committed after this page was read always
     sorts after its last row and the walk skips nothing."""
-    if cursor:
-        values = decode_cursor(cursor)
-        when = parse_datetime(values.get("u", "")) if isinstance(values.get("u"), str) else None
-        number = values.get("n")
-        if not isinstance(when, datetime) or not isinstance(number, str):
-            raise ValidationError({"cursor": ["Not a cursor this API handed out."]})
-        queryset = queryset.filter(Q(updated_at__gt=when) | Q(updated_at=when, number__gt=number))
-    rows = list(queryset.order_by("updated_at", "number")[: page_size + 1])
-    more = len(rows) > page_size
-    rows = rows[:page_size]
-    token = None
-    if more:
-        last = rows[-1]
-        token = encode_cursor({"u": last.updated_at.isoformat(), "n": last.number})
-    return rows, next_url(request, token)
+    return _page_by_time(
+        queryset,
+        request,
+        page_size,
+        cursor,
+        time_field="updated_at",
+        tie_field="number",
+        tie_type=str,
+        keys=("u", "n"),
+    )
+
+
+def page_by_start(
+    queryset: QuerySet, request: Request, page_size: int, cursor: str | None
+) -> tuple[list, str | None]:
+    """Rows ordered by (started_at, id)."""
+    return _page_by_time(
+        queryset,
+        request,
+        page_size,
+        cursor,
+        time_field="started_at",
+        tie_field="id",
+        tie_type=int,
+        keys=("s", "i"),
+    )

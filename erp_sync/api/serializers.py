@@ -4,6 +4,7 @@ by the selectors as plain data; these classes never write."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.utils import timezone
@@ -483,3 +484,106 @@ def page_of(item: type[serializers.Serializer], name: str) -> type[serializers.S
         (serializers.Serializer,),
         {"results": item(many=True), "next": serializers.URLField(allow_null=True)},
     )
+
+
+# --- Performance (OEE) and downtimes ----------------------------------------------------------
+
+OEE_LEVELS = ["machine", "work_center", "area", "site"]
+MAX_OEE_RANGE_DAYS = 400
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+class OeeQuerySerializer(serializers.Serializer):
+    level = serializers.ChoiceField(choices=OEE_LEVELS)
+    code = serializers.RegexField(
+        CODE_REGEX, required=False, help_text="One machine, work center, area or site."
+    )
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField(required=False, help_text="Default: now.")
+
+    def validate(self, attrs):
+        end = attrs.get("end")
+        for name in ("start", "end"):
+            value = attrs.get(name)
+            if value is not None and not (EARLIEST <= value <= LATEST):
+                raise serializers.ValidationError(
+                    {name: [f"Between {EARLIEST:%Y} and {LATEST:%Y}."]}
+                )
+        if end is not None and end <= attrs["start"]:
+            raise serializers.ValidationError({"end": ["The end is after the start."]})
+        if end is not None and (end - attrs["start"]).days > MAX_OEE_RANGE_DAYS:
+            raise serializers.ValidationError(
+                {"end": [f"At most {MAX_OEE_RANGE_DAYS} days from the start."]}
+            )
+        return attrs
+
+
+class OeeLossesSerializer(serializers.Serializer):
+    breakdowns = serializers.FloatField()
+    setup = serializers.FloatField()
+    small_stops = serializers.FloatField()
+    reduced_speed = serializers.FloatField()
+    startup_rejects = serializers.FloatField()
+    production_rejects = serializers.FloatField()
+    no_data = serializers.FloatField()
+
+
+class OeeSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+    machines = serializers.IntegerField()
+    availability = serializers.FloatField(allow_null=True, min_value=0, max_value=1)
+    performance = serializers.FloatField(allow_null=True, min_value=0, max_value=1)
+    quality = serializers.FloatField(allow_null=True, min_value=0, max_value=1)
+    oee = serializers.FloatField(allow_null=True, min_value=0, max_value=1)
+    working_seconds = serializers.FloatField(help_text="Working time of the shift calendars.")
+    planned_seconds = serializers.FloatField(help_text="Planned production time.")
+    run_seconds = serializers.FloatField(help_text="Run time (short stops included).")
+    setup_seconds = serializers.FloatField()
+    good = serializers.FloatField()
+    scrap = serializers.FloatField()
+    setup_ratio = serializers.FloatField(allow_null=True)
+    mtbf_seconds = serializers.FloatField(allow_null=True)
+    mttr_seconds = serializers.FloatField(allow_null=True)
+    failures = serializers.IntegerField()
+    small_stops = serializers.IntegerField()
+    losses = OeeLossesSerializer(help_text="The six big losses and time without data, in seconds.")
+
+
+class OeePageSerializer(serializers.Serializer):
+    level = serializers.ChoiceField(choices=OEE_LEVELS)
+    start = serializers.DateTimeField(help_text="The range as computed: to the quarter hour.")
+    end = serializers.DateTimeField()
+    results = OeeSerializer(many=True)
+
+
+class DowntimeQuerySerializer(serializers.Serializer):
+    after = serializers.DateTimeField(
+        help_text="Stops still open or ended after this instant, oldest first."
+    )
+    machine = serializers.RegexField(CODE_REGEX, required=False)
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=500, default=100)
+    cursor = serializers.CharField(required=False, max_length=200)
+
+
+class DowntimeSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    machine = serializers.CharField()
+    work_order = serializers.CharField(allow_null=True)
+    operation_sequence = serializers.IntegerField(allow_null=True)
+    cause = serializers.ChoiceField(choices=["down", "idle", "manual", "blocked"])
+    started_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField(allow_null=True, help_text="Null while it lasts.")
+    duration_seconds = serializers.FloatField(help_text="Up to now while it lasts.")
+    reason = serializers.CharField(help_text="Empty until someone gives it.")
+    reason_code = serializers.CharField(allow_null=True)
+    category = serializers.CharField(allow_null=True)
+    planned = serializers.BooleanField(allow_null=True)
+    reason_by = serializers.CharField(allow_null=True)
+    reason_at = serializers.DateTimeField(allow_null=True)
+
+
+class DowntimePageSerializer(serializers.Serializer):
+    results = DowntimeSerializer(many=True)
+    next = serializers.URLField(allow_null=True)

@@ -39,6 +39,8 @@ urlpatterns = [
         views.NonconformanceListView.as_view(),
         name="quality-nonconformance-list",
     ),
+    path("oee/", views.OeeView.as_view(), name="oee"),
+    path("downtimes/", views.DowntimeListView.as_view(), name="downtime-list"),
     path("machines/", views.MachineList.as_view(), name="machine-list"),
     path("machines/<str:code>/", views.MachineDetail.as_view(), name="machine-detail"),
     path("erp-endpoints/", views.ErpEndpointList.as_view(), name="erp-endpoint-list"),

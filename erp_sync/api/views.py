@@ -8,9 +8,11 @@ import re
 
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import UserRateThrottle
@@ -22,12 +24,15 @@ from erp_sync.auth import BearerTokenAuthentication, ErpScope, IntegratorScope, 
 from erp_sync.models import ErpEndpoint
 from mes import masterdata, services
 from mes.errors import NotFound, StaleObject
+from mes.formats import iso_utc
 from mes.models import Area, Machine, Product, Routing, Site, WorkCenter, WorkOrder
+from mes.performance import selectors as performance
 from mes.quality import selectors as quality_selectors
+from shopfloor.downtime import downtime_representation, downtimes_after
 
 from . import serializers as s
 from .exceptions import PreconditionFailed
-from .pagination import page_by_change, page_by_code
+from .pagination import page_by_change, page_by_code, page_by_start
 
 ERRORS = {
     400: OpenApiResponse(s.ErrorSerializer, description="invalid (or unknown_<kind>)"),
@@ -357,6 +362,70 @@ class NonconformanceListView(ApiView):
                 "results": [quality_selectors.nonconformance_representation(nc) for nc in rows],
                 "next": next_link,
             }
+        )
+
+
+# --- Performance and downtimes ----------------------------------------------------------------
+
+
+class OeeView(ApiView):
+    permission_classes = [ErpScope]
+
+    @extend_schema(
+        operation_id="oee_list",
+        parameters=[s.OeeQuerySerializer],
+        responses={200: s.OeePageSerializer, **ERRORS},
+        description="OEE after ISO 22400 of every machine, work center, area or site (`level`; "
+        "one with `code`) over `start` to `end` (default now), taken to whole quarter hours "
+        "and ending at the latest now. `availability`, `performance`, `quality` and `oee` "
+        "are ratios from 0 to 1, null where undefined (no planned time, no run time, "
+        "nothing counted); the losses are in seconds. Planned time comes from the sites' "
+        "shift calendars. An unknown `code` is 404.",
+    )
+    def get(self, request: Request) -> Response:
+        query = self.parse(s.OeeQuerySerializer, request.query_params)
+        now = timezone.now()
+        start, end = query["start"], query.get("end") or now
+        if end <= start:
+            raise ValidationError({"start": ["The start is before now (or before the end)."]})
+        level, code = query["level"], query.get("code")
+        if code and not performance.level_exists(level, code):
+            raise NotFound(f"No {level.replace('_', ' ')} {code}.")
+        span = performance.Range.of(start, end, now)
+        rows = performance.figures(level, start=start, end=end, code=code, now=now)
+        return Response(
+            {
+                "level": level,
+                "start": iso_utc(span.start),
+                "end": iso_utc(span.end),
+                "results": [performance.representation(row) for row in rows],
+            }
+        )
+
+
+class DowntimeListView(ApiView):
+    permission_classes = [ErpScope]
+
+    @extend_schema(
+        operation_id="downtimes_list",
+        parameters=[s.DowntimeQuerySerializer],
+        responses={200: s.DowntimePageSerializer, **ERRORS},
+        description="The machines' stops (downtime records) still open or ended after "
+        "`after`, by start time, with their reason once given (`planned` says whether the "
+        "reason is a planned stop). A reason may be given after the stop ended: read again "
+        "from before its start to see it.",
+    )
+    def get(self, request: Request) -> Response:
+        query = self.parse(s.DowntimeQuerySerializer, request.query_params)
+        rows, next_link = page_by_start(
+            downtimes_after(query["after"], query.get("machine")),
+            request,
+            query["page_size"],
+            query.get("cursor"),
+        )
+        now = timezone.now()
+        return Response(
+            {"results": [downtime_representation(r, now) for r in rows], "next": next_link}
         )
 
 

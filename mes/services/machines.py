@@ -13,6 +13,7 @@ from ..choices import EntityType, MachineState
 from ..errors import ValidationFailed
 from ..formats import iso_utc
 from ..models import Machine
+from ..performance import oee, rollups
 from .common import Actor, ActorLike, _when, write_audit
 
 
@@ -57,8 +58,22 @@ def set_machine_state(
         from_state, before = locked.state, locked.expected_back_at
         fields = ["expected_back_at"]
         if locked.state != state:
+            since, stopped_at = locked.state_since, locked.stopped_at
             locked.state, locked.state_since = state, at
-            fields += ["state", "state_since"]
+            if not oee.is_stop(state):
+                locked.stopped_at = None
+            elif not oee.is_stop(from_state):
+                locked.stopped_at = at
+            fields += ["state", "state_since", "stopped_at"]
+            # The span of the state it leaves goes into the performance rollups.
+            rollups.record_state_change(
+                locked.pk,
+                from_state=from_state,
+                since=since,
+                to_state=state,
+                at=at,
+                stopped_at=stopped_at,
+            )
         locked.expected_back_at = back
         locked.save(update_fields=fields)
         write_audit(

@@ -17,6 +17,7 @@ from ..choices import EntityType
 from ..errors import Conflict, InvalidTransition, ValidationFailed
 from ..formats import display_quantity, iso_utc, quantity
 from ..models import ConfirmationKind, Machine, Operation, ProductionConfirmation, WorkOrder
+from ..performance import rollups
 from ..quality import selectors as quality
 from ..statemachine import OPERATION_COUNTING
 from .common import (
@@ -159,6 +160,8 @@ def _write_confirmation(
         data=confirmation_representation(confirmation, wo.number),
         occurred_at=at,
     )
+    if good or scrap:  # the units count in the machine's performance (OEE)
+        rollups.record_count(op, good=good, scrap=scrap, at=at)
     return confirmation
 
 
