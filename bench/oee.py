@@ -15,7 +15,7 @@ A fresh SQLite database under var/bench-oee/ (or BENCH_DATABASE_URL / --database
 PostgreSQL database is created when missing and migrated; it must be empty, or pass
 --recreate to drop and re-create a ``mes_bench*`` database first).
 
-Measured in-process, p50 and p99, each round interleaving the three:
+Measured in-process, p50 and p99, each round interleaving them:
 
 1. OEE of every machine over the whole range (``mes.performance.selectors.figures``,
    level machine) and of the site;
@@ -23,8 +23,11 @@ Measured in-process, p50 and p99, each round interleaving the three:
 3. baseline: ``SELECT count(*)`` of the state events in the same range (a plain scan of
    what the rollups summarise).
 
-Targets on PostgreSQL: whole range under 500 ms, one shift under 100 ms. Timings are
-reported, never asserted. (The plant board's server time comes with the board.)
+4. the plant board's server time (the polled partial, in-process through Django's test
+   client) for the 30 machines of one area, beside a plain SELECT of those machines.
+
+Targets on PostgreSQL: whole range under 500 ms, one shift under 100 ms, the board p95
+under 150 ms. Timings are reported, never asserted.
 
     python bench/oee.py [--machines 100] [--days 30] [--repeat 20] [--quick]
                         [--database-url postgres://postgres@127.0.0.1:5432/mes_bench_oee]
@@ -57,7 +60,7 @@ STATES = ["running", "idle", "down", "setup", "offline"]
 WEIGHTS = [70, 14, 7, 6, 3]
 CHANGE = timedelta(minutes=2)
 CYCLE_SECONDS = 20
-WHOLE_TARGET_MS, SHIFT_TARGET_MS = 500.0, 100.0
+WHOLE_TARGET_MS, SHIFT_TARGET_MS, BOARD_TARGET_MS = 500.0, 100.0, 150.0
 QUICK = {"machines": 10, "days": 2, "repeat": 5}
 FULL = {"machines": 100, "days": 30, "repeat": 20}
 
@@ -75,6 +78,7 @@ def build_plant(machines: int, start: datetime) -> dict:
     from decimal import Decimal
 
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
 
     from mes.calendars.models import Shift, ShiftBreak
     from mes.choices import OperationStatus, WorkOrderStatus
@@ -107,9 +111,13 @@ def build_plant(machines: int, start: datetime) -> dict:
             **week,
         )
         ShiftBreak.objects.create(shift=shift, start=tod(pause), end=tod(pause, 30))
-    area = Area.objects.create(code="BO-A", name="Machining", site=site)
+    # The board's area: the first 30 machines (the board's target size); the rest apart.
+    board_area = Area.objects.create(code="BO-A", name="Machining", site=site)
+    other = Area.objects.create(code="BO-B", name="Assembly", site=site)
     centers = [
-        WorkCenter.objects.create(code=f"BO-WC{i + 1:02d}", name=f"Cell {i + 1}", area=area)
+        WorkCenter.objects.create(
+            code=f"BO-WC{i + 1:02d}", name=f"Cell {i + 1}", area=board_area if i < 8 else other
+        )
         for i in range(max(1, machines // 4))
     ]
     product = Product.objects.create(code="BO-P", name="Part", unit="pcs")
@@ -151,6 +159,7 @@ def build_plant(machines: int, start: datetime) -> dict:
             )
         )
     user = get_user_model().objects.create_user("bo-supervisor")
+    user.groups.add(Group.objects.get(name="supervisor"))
     return {"site": site, "machines": machine_list, "operations": operations, "user": user}
 
 
@@ -296,7 +305,28 @@ def measure(plant: dict, start: datetime, end: datetime, repeat: int) -> dict:
 
         return run
 
+    from django.test import Client
+
+    from mes.models import Machine
+
+    board_client = Client()
+    board_client.force_login(plant["user"])
+    on_board = Machine.objects.filter(work_center__area__code="BO-A").count()
+
+    def board() -> None:
+        response = board_client.get("/board/?area=BO-A", HTTP_HX_REQUEST="true")
+        assert response.status_code == 200, response.status_code
+
+    def board_rows() -> None:
+        list(
+            Machine.objects.filter(work_center__area__code="BO-A")
+            .select_related("work_center__area__site")
+            .values_list("code", "state", "state_since", "work_center__area__site__name")
+        )
+
     work = {
+        f"board, {on_board} machines (server)": board,
+        "SELECT of the board's machines": board_rows,
         "OEE, every machine, whole range": whole,
         "OEE, the site, whole range": site,
         "COUNT(*) of the range's events": count_range(start, end),
@@ -312,7 +342,7 @@ def measure(plant: dict, start: datetime, end: datetime, repeat: int) -> dict:
             fn()
             times[name].append((time.perf_counter() - began) * 1000)
     (sample,) = figures("site", start=start, end=end, now=end)
-    return {"times": times, "shift": shift, "sample": sample}
+    return {"times": times, "shift": shift, "sample": sample, "on_board": on_board}
 
 
 def main() -> None:
@@ -366,10 +396,11 @@ def main() -> None:
     result = measure(plant, start, end, args.repeat)
     times, shift = result["times"], result["shift"]
     print(
-        f"\n{'':34} {'p50 ms':>9} {'p99 ms':>9} {'vs COUNT p50':>13}   "
+        f"\n{'':34} {'p50 ms':>9} {'p99 ms':>9} {'vs base p50':>13}   "
         f"(one shift: {shift.start:%a %d %b %H:%M}-{shift.end:%H:%M} UTC)"
     )
     baselines = {
+        next(n for n in times if n.startswith("board")): "SELECT of the board's machines",
         "OEE, every machine, whole range": "COUNT(*) of the range's events",
         "OEE, the site, whole range": "COUNT(*) of the range's events",
         "OEE, every machine, one shift": "COUNT(*) of the shift's events",
@@ -380,7 +411,7 @@ def main() -> None:
         if base:
             ratio = f"{statistics.median(values) / statistics.median(times[base]):12.2f}x"
         p50, p99 = statistics.median(values), percentile(values, 0.99)
-        print(f"{name:34} {p50:9.1f} {p99:9.1f} {ratio:>13}")
+        print(f"{name:36} {p50:9.1f} {p99:9.1f} {ratio:>13}")
     whole = statistics.median(times["OEE, every machine, whole range"])
     one = statistics.median(times["OEE, every machine, one shift"])
     k = result["sample"].kpis
@@ -389,8 +420,12 @@ def main() -> None:
         f"performance {k.performance:.3f} x quality {k.quality:.3f}; "
         + ", ".join(f"{name} {seconds / 3600:,.0f} h" for name, seconds in k.losses.items())
     )
+    board_times = next(v for n, v in times.items() if n.startswith("board"))
+    board_p95 = percentile(board_times, 0.95)
     print(
-        f"targets ({vendor}): whole range < {WHOLE_TARGET_MS:.0f} ms: "
+        f"targets ({vendor}): board p95 < {BOARD_TARGET_MS:.0f} ms: "
+        f"{'met' if board_p95 < BOARD_TARGET_MS else 'NOT met'} (p95 {board_p95:.0f} ms, "
+        f"{result['on_board']} machines); whole range < {WHOLE_TARGET_MS:.0f} ms: "
         f"{'met' if whole < WHOLE_TARGET_MS else 'NOT met'} (p50 {whole:.0f} ms); "
         f"one shift < {SHIFT_TARGET_MS:.0f} ms: "
         f"{'met' if one < SHIFT_TARGET_MS else 'NOT met'} (p50 {one:.0f} ms)"

@@ -45,6 +45,15 @@ class EntityType(models.TextChoices):
     CHARACTERISTIC = "characteristic", _("Characteristic")
 
 
+class ActorKind(models.TextChoices):
+    """Who wrote an audit record: a signed-in person, a system (the scheduler, the ERP's API
+    client) or a machine's PLC (the system actor ``plc:<machine code>``)."""
+
+    USER = "user", _("Person")
+    SYSTEM = "system", _("System")
+    PLC = "plc", _("PLC")
+
+
 class Role(models.TextChoices):
     """Django auth groups; data migration 0002 creates them."""
 
@@ -52,3 +61,34 @@ class Role(models.TextChoices):
     SUPERVISOR = "supervisor", _("Supervisor")
     PLANNER = "planner", _("Planner")
     ADMIN = "admin", _("Admin")
+
+
+# The audit records' actions as participles, for messages ("... cannot be released", "... was
+# completed by Ana at 10:42") and histories. Translated: refusals and histories are read by
+# people, in the request's language.
+PAST_TENSE = {
+    "create": _("created"),
+    "update": _("updated"),
+    "release": _("released"),
+    "hold": _("put on hold"),
+    "cancel": _("cancelled"),
+    "ready": _("made ready"),
+    "start": _("started"),
+    "pause": _("paused"),
+    "resume": _("resumed"),
+    "complete": _("completed"),
+    "report_quantity": _("given a quantity report"),
+    "set_state": _("changed"),
+    "count": _("counted"),
+    "downtime_reason": _("given a downtime reason"),
+    "declare_down": _("declared down"),
+    "declare_blocked": _("declared blocked"),
+    "declare_up": _("declared back up"),
+    "reschedule": _("rescheduled"),
+    "record_check": _("given a check result"),
+    "correct_check": _("given a corrected check result"),
+    "open": _("opened"),
+    "disposition": _("dispositioned"),
+    "freeze_limits": _("given frozen control limits"),
+    "release_limits": _("given limits from the data again"),
+}

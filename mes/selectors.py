@@ -8,8 +8,11 @@ import json
 
 from django.db.models import Prefetch, QuerySet
 
-from .choices import OperationStatus, WorkOrderStatus
+from shopfloor.choices import PLC_ACTOR_PREFIX
+
+from .choices import ActorKind, EntityType, OperationStatus, WorkOrderStatus
 from .formats import iso_utc, quantity
+from .history import RESCHEDULE, HistoryRow
 from .models import AuditRecord, Machine, Operation, WorkOrder
 
 
@@ -30,8 +33,56 @@ def work_order_list() -> QuerySet[WorkOrder]:
     return WorkOrder.objects.select_related("product").order_by("due_date", "number")
 
 
-def work_order_history(work_order: WorkOrder) -> QuerySet[AuditRecord]:
-    return work_order.audit_records.select_related("actor").order_by("occurred_at", "id")
+def actor_kind(actor_id: int | None, actor_name: str) -> str:
+    """Who wrote an audit record: a person (signed in), a machine's PLC, or a system."""
+    if actor_id is not None:
+        return ActorKind.USER
+    if actor_name.startswith(PLC_ACTOR_PREFIX):
+        return ActorKind.PLC
+    return ActorKind.SYSTEM
+
+
+def work_order_history_rows(work_order: WorkOrder) -> list[HistoryRow]:
+    """The order's audit records, oldest first, as plain rows for :mod:`mes.history` (one
+    query, no model instances: a long-running order has thousands)."""
+    records = work_order.audit_records.order_by("occurred_at", "id").values(
+        "id",
+        "occurred_at",
+        "actor_id",
+        "actor_name",
+        "action",
+        "entity_label",
+        "from_state",
+        "to_state",
+        "changes",
+        "reason",
+    )
+    return [
+        HistoryRow(
+            occurred_at=r["occurred_at"],
+            actor_name=r["actor_name"],
+            actor_kind=actor_kind(r["actor_id"], r["actor_name"]),
+            action=r["action"],
+            entity_label=r["entity_label"],
+            from_state=r["from_state"],
+            to_state=r["to_state"],
+            changes=r["changes"] if isinstance(r["changes"], dict) else {},
+            reason=r["reason"],
+            id=r["id"],
+        )
+        for r in records
+    ]
+
+
+def last_change_of_work_order(work_order: WorkOrder, *, after: int) -> AuditRecord | None:
+    """The newest change of the order itself (not of its operations, and not a re-plan)
+    since the audit record ``after``: what makes a page of the order out of date."""
+    return (
+        work_order.audit_records.filter(entity_type=EntityType.WORK_ORDER, id__gt=after)
+        .exclude(action=RESCHEDULE)
+        .order_by("-occurred_at", "-id")
+        .first()
+    )
 
 
 def current_operation(operations: list[Operation]) -> Operation | None:

@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/v1/", include("erp_sync.api.urls")),
     path("terminal/", include("shopfloor.terminal.urls")),
     path("quality/", include("mes.quality.urls")),
+    path("", include("mes.performance.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
 ]
 

@@ -1,5 +1,6 @@
-"""Signed-in pages of the production domain: home, work order list and detail, and the
-machines (declared down or blocked by hand, and back up)."""
+"""Signed-in pages of the production domain: home, work order list and detail (where
+supervisors and planners release, hold, cancel and change the priority), and the machines
+(declared down or blocked by hand, and back up)."""
 
 from __future__ import annotations
 
@@ -17,20 +18,24 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_http_methods
 
 from erp_sync.delivery import delivery_lag
 from shopfloor.choices import DeclaredKind
 from shopfloor.downtime import declaration, declare_machine_down, declare_machine_up, reason_tree
 
-from . import selectors
+from . import selectors, services
 from .accounts import has_role
 from .barcode import code128_svg
-from .choices import Role, WorkOrderStatus
+from .choices import Priority, Role, WorkOrderStatus
 from .errors import DomainError, ValidationFailed
 from .filters import WorkOrderFilter
-from .models import Machine, WorkCenter
+from .formats import row_id
+from .history import readable_history
+from .models import Machine, WorkCenter, WorkOrder
+from .quality.choices import NonconformanceStatus, Reaction
 from .quality.models import InspectionResult
-from .statemachine import WORK_ORDER_TERMINAL
+from .statemachine import WORK_ORDER_TERMINAL, WORK_ORDER_TRANSITIONS
 
 
 @login_required
@@ -89,26 +94,144 @@ def work_order_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_http_methods(["GET", "HEAD", "POST"])
 def work_order_detail(request: HttpRequest, number: str) -> HttpResponse:
+    """The order: facts, operations, quality, its history in words; supervisors and
+    planners release, hold, cancel and change its priority here (POST)."""
+    if request.method == "POST":
+        if not has_role(request.user, *WORK_ORDER_ROLES):
+            return HttpResponseForbidden(_("Work order actions are for supervisors and planners."))
+        work_order = get_object_or_404(WorkOrder, number=number)
+        _act_on_work_order(request, work_order)
+        return redirect("work_order_detail", number=work_order.number)
     work_order = get_object_or_404(selectors.work_orders_with_operations(), number=number)
+    rows = selectors.work_order_history_rows(work_order)
+    nonconformances = list(
+        work_order.nonconformances.select_related("operation").order_by("-opened_at")
+    )
+    # Open nonconformances that hold the order (the rule of quality's open_holds, on the
+    # rows already loaded): only their disposition releases it, not a button.
+    quality_holds = [
+        nc
+        for nc in nonconformances
+        if nc.status == NonconformanceStatus.OPEN and nc.reaction == Reaction.HOLD_WORK_ORDER
+    ]
+    may_act = has_role(request.user, *WORK_ORDER_ROLES)
     return render(
         request,
         "mes/work_order_detail.html",
         {
             "wo": work_order,
             "operations": list(work_order.operations.all()),
-            "history": selectors.work_order_history(work_order),
+            "history": readable_history(rows),
+            "actions": (
+                work_order_actions(work_order, held_by_quality=bool(quality_holds))
+                if may_act
+                else frozenset()
+            ),
+            "quality_holds": quality_holds,
+            # The newest audit record shown: a POST tells what happened after it.
+            "seen": max((row.id for row in rows), default=0),
             "now": timezone.now(),
             "results": list(
                 InspectionResult.objects.filter(work_order=work_order)
                 .select_related("characteristic", "operation")
                 .order_by("-seq")[:100]
             ),
-            "nonconformances": list(
-                work_order.nonconformances.select_related("operation").order_by("-opened_at")
-            ),
+            "nonconformances": nonconformances,
         },
     )
+
+
+# --- Work order actions: release, hold, release from hold, cancel, priority --------------------
+
+WORK_ORDER_ROLES = (Role.SUPERVISOR, Role.PLANNER, Role.ADMIN)
+WORK_ORDER_ACTIONS = frozenset({"release", "resume", "hold", "cancel", "priority"})
+
+
+def work_order_actions(work_order: WorkOrder, *, held_by_quality: bool = False) -> frozenset[str]:
+    """The actions the order's status allows (the transition table decides); an order held
+    by quality is released by a disposition, not from here."""
+    status, actions = work_order.status, set()
+    allowed = WORK_ORDER_TRANSITIONS[status]
+    if status == WorkOrderStatus.PLANNED:
+        actions.add("release")
+    if status == WorkOrderStatus.ON_HOLD and not held_by_quality:
+        actions.add("resume")
+    if WorkOrderStatus.ON_HOLD in allowed:
+        actions.add("hold")
+    if WorkOrderStatus.CANCELLED in allowed:
+        actions.add("cancel")
+    if status not in WORK_ORDER_TERMINAL:
+        actions.add("priority")
+    return frozenset(actions)
+
+
+def _act_on_work_order(request: HttpRequest, work_order: WorkOrder) -> None:
+    """A POST of the work order page, through the services; every outcome is a message.
+
+    The form carries the order's ``version`` and the newest audit record the page showed
+    (``seen``). The version also moves with every count, re-plan and operation step, which
+    would make a running order's page stale within a minute; so when it moved, the page is
+    out of date only if the order itself changed since (a release, hold, cancel or an ERP
+    update, by anyone but the scheduler), and the message says who did what."""
+    action = request.POST.get("action", "")
+    if action not in WORK_ORDER_ACTIONS:
+        messages.error(request, _("Nothing was asked; nothing was changed."))
+        return
+    version = _seen(request.POST.get("version"))
+    if version is None:
+        messages.error(request, _("The form was incomplete; nothing was changed. Look again."))
+        return
+    if version != work_order.version:
+        change = selectors.last_change_of_work_order(
+            work_order, after=_seen(request.POST.get("seen")) or 0
+        )
+        if change is not None:
+            messages.error(
+                request,
+                services.describe_change(change, work_order.number)
+                + ". "
+                + _("Nothing was changed; look again."),
+            )
+            return
+    number, before = work_order.number, work_order.status
+    # The version just read: a change between this read and the service's lock is refused.
+    common = {"actor": request.user, "expected_version": work_order.version}
+    reason = request.POST.get("reason", "").strip()[:500]
+    try:
+        if action in ("release", "resume"):
+            fresh = services.release_work_order(work_order, reason=reason, **common)
+            if before == WorkOrderStatus.ON_HOLD:
+                message = _("%(wo)s is released from hold: %(status)s again.") % {
+                    "wo": number,
+                    "status": fresh.get_status_display().lower(),
+                }
+            else:
+                message = _("%(wo)s released.") % {"wo": number}
+        elif action == "hold":
+            services.hold_work_order(work_order, reason=reason, **common)
+            message = _("%(wo)s put on hold: %(reason)s.") % {"wo": number, "reason": reason}
+        elif action == "cancel":
+            services.cancel_work_order(work_order, reason=reason, **common)
+            message = _("%(wo)s cancelled.") % {"wo": number}
+        else:
+            priority = request.POST.get("priority", "")
+            if priority not in Priority.values:
+                messages.error(request, _("Choose a priority: normal or rush."))
+                return
+            _fresh, changed = services.update_work_order(work_order, priority=priority, **common)
+            if not changed:
+                message = _("%(wo)s already has that priority; nothing was changed.")
+            elif priority == Priority.RUSH:
+                message = _("%(wo)s is now a rush order.")
+            else:
+                message = _("%(wo)s is back to normal priority.")
+            message %= {"wo": number}
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return
+    messages.success(request, message)
 
 
 @login_required
@@ -179,8 +302,7 @@ def _expected_back(request: HttpRequest, zone: tzinfo, now: datetime) -> datetim
 
 
 def _seen(raw: str | None) -> int | None:
-    raw = (raw or "").strip()
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
+    return row_id(raw) or None
 
 
 def _declare(request: HttpRequest) -> None:

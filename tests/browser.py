@@ -90,9 +90,8 @@ def new_context(browser, live_server) -> Iterator:
     contexts: list[BrowserContext] = []
 
     def make(**options) -> BrowserContext:
-        context = browser.new_context(
-            base_url=live_server.url, viewport=LANDSCAPE, locale="en-GB", **options
-        )
+        options.setdefault("viewport", LANDSCAPE)
+        context = browser.new_context(base_url=live_server.url, locale="en-GB", **options)
         context.set_default_timeout(5000)
         contexts.append(context)
         return context

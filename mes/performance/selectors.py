@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db.models import (
+    Case,
     Count,
     DateTimeField,
     DurationField,
@@ -21,6 +22,7 @@ from django.db.models import (
     Q,
     Sum,
     Value,
+    When,
 )
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
@@ -82,10 +84,12 @@ class _Machine:
     state_since: datetime
 
 
-def _machines(level: str, code: str | None) -> list[_Machine]:
+def _machines(level: str, code: str | None, within: dict[str, str] | None = None) -> list[_Machine]:
     rows = Machine.objects.filter(is_active=True)
     if code:
         rows = rows.filter(**{LEVELS[level]: code})
+    for outer, outer_code in (within or {}).items():
+        rows = rows.filter(**{LEVELS[outer]: outer_code})
     return [
         _Machine(pk, site, group, name, state, since)
         for pk, site, group, name, state, since in rows.order_by(LEVELS[level], "code").values_list(
@@ -164,26 +168,29 @@ def _seconds(value: timedelta | int | None) -> float:
     return value / 1_000_000  # SQLite sums durations in microseconds
 
 
-def figures(
-    level: str,
-    *,
-    start: datetime,
-    end: datetime,
-    code: str | None = None,
-    now: datetime | None = None,
-) -> list[Figures]:
-    """OEE of every machine, work center, area or site (``level``; one when ``code`` is
-    given) over ``start`` to ``end``."""
-    now = now or timezone.now()
-    span = Range.of(start, end, now)
-    machines = _machines(level, code)
+@dataclass(frozen=True)
+class MachineRow:
+    """One machine's sums over a range: rollups plus its open span, its working time and
+    the stops the downtime records classify."""
+
+    machine: _Machine
+    totals: oee.Totals
+    working_s: float
+    stops: oee.Stops
+
+
+def machine_rows(
+    machines: list[_Machine], span: Range, calendars: dict[int, WorkingTime] | None = None
+) -> list[MachineRow]:
+    """Four queries whatever the number of machines (plus the calendars when not given)."""
     ids = [m.pk for m in machines]
     totals = bucket_totals(ids, span)
     stops = stop_totals(ids, span)
     busy = _busy_machines(ids)
-    calendars = {pk: WorkingTime(spec) for pk, spec in calendar_specs().items()}
+    if calendars is None:
+        calendars = {pk: WorkingTime(spec) for pk, spec in calendar_specs().items()}
     working_by_site: dict[int, float] = {}
-    groups: dict[str, list] = defaultdict(list)
+    rows = []
     for machine in machines:
         site_calendar = calendars.get(machine.site_id) or WorkingTime()
         if machine.site_id not in working_by_site:
@@ -195,28 +202,64 @@ def figures(
             work = machine.pk in busy
             live = oee.spread(machine.state, since, span.end, site_calendar, work=work)
             row = row + oee.total(live.values())
-        groups[machine.group].append(
-            (machine, row, working_by_site[machine.site_id], stops.get(machine.pk, oee.Stops()))
-        )
-    result = []
-    for group, members in groups.items():
-        summed = oee.total(row for _, row, _, _ in members)
-        working = sum(w for _, _, w, _ in members)
-        stop = oee.Stops(
-            planned_s=sum(s.planned_s for *_, s in members),
-            failures=sum(s.failures for *_, s in members),
-            failure_s=sum(s.failure_s for *_, s in members),
-        )
-        result.append(
-            Figures(
-                level=level,
-                code=group,
-                name=members[0][0].name,
-                machines=len(members),
-                kpis=oee.kpis(summed, working_s=working, stops=stop),
+        rows.append(
+            MachineRow(
+                machine, row, working_by_site[machine.site_id], stops.get(machine.pk, oee.Stops())
             )
         )
-    return result
+    return rows
+
+
+def combined(rows: list[MachineRow]) -> oee.Kpis:
+    """The figures of several machines together."""
+    return oee.kpis(
+        oee.total(r.totals for r in rows),
+        working_s=sum(r.working_s for r in rows),
+        stops=oee.Stops(
+            planned_s=sum(r.stops.planned_s for r in rows),
+            failures=sum(r.stops.failures for r in rows),
+            failure_s=sum(r.stops.failure_s for r in rows),
+        ),
+    )
+
+
+def _grouped(level: str, rows: list[MachineRow]) -> list[Figures]:
+    groups: dict[str, list[MachineRow]] = defaultdict(list)
+    for row in rows:
+        groups[row.machine.group].append(row)
+    return [
+        Figures(
+            level=level,
+            code=group,
+            name=members[0].machine.name,
+            machines=len(members),
+            kpis=combined(members),
+        )
+        for group, members in groups.items()
+    ]
+
+
+def figures(
+    level: str,
+    *,
+    start: datetime,
+    end: datetime,
+    code: str | None = None,
+    now: datetime | None = None,
+    within: dict[str, str] | None = None,
+) -> list[Figures]:
+    """OEE of every machine, work center, area or site (``level``; one when ``code`` is
+    given; only those inside ``within``, such as ``{"area": "FAB"}``) over ``start`` to
+    ``end``."""
+    now = now or timezone.now()
+    span = Range.of(start, end, now)
+    return _grouped(level, machine_rows(_machines(level, code, within), span))
+
+
+def machines_by_id(machine_ids: list[int]) -> list[_Machine]:
+    """The machines the board shows, as the figures read them."""
+    wanted = set(machine_ids)
+    return [m for m in _machines("machine", None) if m.pk in wanted]
 
 
 def level_exists(level: str, code: str) -> bool:
@@ -250,3 +293,86 @@ def representation(row: Figures) -> dict:
         "small_stops": k.small_stops,
         "losses": k.losses,
     }
+
+
+def figures_total(
+    *, start: datetime, end: datetime, within: dict[str, str] | None = None, now=None
+) -> oee.Kpis | None:
+    """The figures of every machine inside ``within`` together."""
+    now = now or timezone.now()
+    rows = machine_rows(_machines("machine", None, within), Range.of(start, end, now))
+    return combined(rows) if rows else None
+
+
+def daily_totals(
+    days: list[datetime], *, within: dict[str, str] | None = None, now=None
+) -> list[oee.Kpis | None]:
+    """The figures of every machine inside ``within`` together, for each day starting at
+    the given instants (the machines and calendars read once)."""
+    now = now or timezone.now()
+    machines = _machines("machine", None, within)
+    calendars = {pk: WorkingTime(spec) for pk, spec in calendar_specs().items()}
+    result: list[oee.Kpis | None] = []
+    for day in days:
+        if day >= now or not machines:
+            result.append(None)
+            continue
+        span = Range.of(day, day + timedelta(days=1), now)
+        result.append(combined(machine_rows(machines, span, calendars)))
+    return result
+
+
+IN_WORDS = "Other (given in words)"
+
+
+@dataclass(frozen=True)
+class ParetoRow:
+    reason: str  # "Category > reason", or "" for stops still without a reason
+    planned: bool | None
+    stops: int
+    seconds: float
+
+
+def downtime_pareto(
+    *, start: datetime, end: datetime, within: dict[str, str] | None = None
+) -> list[ParetoRow]:
+    """Downtime by reason over the range (stops clipped to it), longest first, summed by
+    the database."""
+    from shopfloor.models import DowntimeRecord
+
+    span = Range.of(start, end)
+    lo = Value(span.start, output_field=DateTimeField())
+    hi = Value(span.end, output_field=DateTimeField())
+    clipped = ExpressionWrapper(
+        Least(Coalesce(F("ended_at"), hi), hi) - Greatest(F("started_at"), lo),
+        output_field=DurationField(),
+    )
+    records = DowntimeRecord.objects.filter(started_at__lt=span.end).filter(
+        Q(ended_at__isnull=True) | Q(ended_at__gt=span.start)
+    )
+    for level, code in (within or {}).items():
+        records = records.filter(**{f"machine__{LEVELS[level]}": code})
+    rows = (
+        records.annotate(worded=Case(When(reason="", then=Value(False)), default=Value(True)))
+        .values(
+            "reason_choice__parent__name", "reason_choice__name", "reason_choice__planned", "worded"
+        )
+        .annotate(stops=Count("id"), total=Sum(clipped))
+        .order_by()
+    )
+
+    def label(row: dict) -> str:
+        if row["reason_choice__name"]:
+            return f"{row['reason_choice__parent__name']} > {row['reason_choice__name']}"
+        return IN_WORDS if row["worded"] else ""
+
+    result = [
+        ParetoRow(
+            reason=label(row),
+            planned=row["reason_choice__planned"],
+            stops=row["stops"],
+            seconds=_seconds(row["total"]),
+        )
+        for row in rows
+    ]
+    return sorted(result, key=lambda r: (-r.seconds, r.reason))

@@ -18,7 +18,15 @@ The live schedule's writer, ``apply_schedule``, lives with the scheduler
 (:mod:`mes.scheduling.services`). Callers import the public names from here.
 """
 
-from .common import MAX_QUANTITY, PAST_TENSE, Actor, ActorLike, describe_last_change, write_audit
+from .common import (
+    MAX_QUANTITY,
+    PAST_TENSE,
+    Actor,
+    ActorLike,
+    describe_change,
+    describe_last_change,
+    write_audit,
+)
 from .machines import set_machine_state
 from .operations import (
     complete_operation,
@@ -47,6 +55,7 @@ __all__ = [
     "complete_operation",
     "confirmation_representation",
     "create_work_order",
+    "describe_change",
     "describe_last_change",
     "hold_work_order",
     "pause_operation",

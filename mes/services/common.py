@@ -17,13 +17,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from erp_sync.models import EventType
 from erp_sync.outbox import record_event
 
 from .. import clock
-from ..choices import EntityType, OperationStatus, WorkOrderStatus
+from ..choices import PAST_TENSE, EntityType, OperationStatus, WorkOrderStatus
 from ..errors import InvalidTransition, StaleObject, ValidationFailed
 from ..models import QUANTITY, AuditRecord, Operation, WorkOrder
 from ..selectors import render_json, work_order_representation
@@ -57,36 +56,6 @@ class Actor:
 
 
 ActorLike = Actor | AbstractBaseUser
-
-# Participles for messages ("... cannot be released", "... was completed by Ana at 10:42").
-# Refusals are shown to operators, so they are translated (in the request's language).
-PAST_TENSE = {
-    "create": gettext_lazy("created"),
-    "update": gettext_lazy("updated"),
-    "release": gettext_lazy("released"),
-    "hold": gettext_lazy("put on hold"),
-    "cancel": gettext_lazy("cancelled"),
-    "ready": gettext_lazy("made ready"),
-    "start": gettext_lazy("started"),
-    "pause": gettext_lazy("paused"),
-    "resume": gettext_lazy("resumed"),
-    "complete": gettext_lazy("completed"),
-    "report_quantity": gettext_lazy("given a quantity report"),
-    "set_state": gettext_lazy("changed"),
-    "count": gettext_lazy("counted"),
-    "downtime_reason": gettext_lazy("given a downtime reason"),
-    "declare_down": gettext_lazy("declared down"),
-    "declare_blocked": gettext_lazy("declared blocked"),
-    "declare_up": gettext_lazy("declared back up"),
-    "reschedule": gettext_lazy("rescheduled"),
-    "record_check": gettext_lazy("given a check result"),
-    "correct_check": gettext_lazy("given a corrected check result"),
-    "open": gettext_lazy("opened"),
-    "disposition": gettext_lazy("dispositioned"),
-    "freeze_limits": gettext_lazy("given frozen control limits"),
-    "release_limits": gettext_lazy("given limits from the data again"),
-}
-
 
 # --- Internals --------------------------------------------------------------------------------
 
@@ -146,7 +115,11 @@ def _last_change(entity_type: str, entity_id: int) -> AuditRecord | None:
 
 def describe_last_change(entity_type: str, entity_id: int, label: str) -> str:
     """E.g. "WO-1001 op 20 was completed by Ana Lopez at 10:42"."""
-    record = _last_change(entity_type, entity_id)
+    return describe_change(_last_change(entity_type, entity_id), label)
+
+
+def describe_change(record: AuditRecord | None, label: str) -> str:
+    """One audit record in words: "WO-1001 was put on hold by Sam Weber at 10:42"."""
     if record is None:
         return _("%(label)s was changed meanwhile") % {"label": label}
     verb = PAST_TENSE.get(record.action, record.action)

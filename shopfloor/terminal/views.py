@@ -24,7 +24,7 @@ from mes import services
 from mes.accounts import has_role
 from mes.choices import EntityType, OperationStatus, Role
 from mes.errors import DomainError, StaleObject
-from mes.formats import display_quantity
+from mes.formats import display_quantity, row_id
 from mes.models import Machine, OperatorProfile, WorkCenter
 from mes.quality import selectors as quality_selectors
 from mes.quality import services as quality_services
@@ -435,12 +435,6 @@ def scan(request: HttpRequest) -> HttpResponse:
 # --- Quality checks ---------------------------------------------------------------------------
 
 
-def _id(raw: str | None) -> int:
-    """A row id from a form or query (0, which names nothing, when it is not one)."""
-    raw = (raw or "").strip()
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else 0
-
-
 def _check_context(request: HttpRequest, op, *, chosen=None, **extra) -> dict:
     checks = quality_selectors.checks_of(op)
     due = quality_selectors.due_checks(op, checks=checks)
@@ -456,10 +450,10 @@ def _check_context(request: HttpRequest, op, *, chosen=None, **extra) -> dict:
         pending = quality_selectors.due_checks(op, completing=True, checks=checks)
         sample = next((d.sample for d in pending if d.check.pk == chosen.pk), None)
     correcting = None
-    if _id(request.GET.get("correct")):
+    if row_id(request.GET.get("correct")):
         correcting = (
             quality_selectors.results_of(op)
-            .filter(pk=_id(request.GET["correct"]), is_current=True)
+            .filter(pk=row_id(request.GET["correct"]), is_current=True)
             .first()
         )
         if correcting is not None:
@@ -497,7 +491,7 @@ def check(request: HttpRequest, pk: int) -> HttpResponse:
             "terminal/check.html",
             _check_context(request, op, message=message, level="error"),
         )
-    check_obj = op.checks.filter(pk=_id(request.POST.get("check"))).first()
+    check_obj = op.checks.filter(pk=row_id(request.POST.get("check"))).first()
     token = request.POST.get("token", "")[:64] or secrets.token_hex(16)
     extra: dict = {}
     try:
@@ -512,7 +506,7 @@ def check(request: HttpRequest, pk: int) -> HttpResponse:
             correct = request.POST.get("correct")
             if correct:
                 original = get_object_or_404(
-                    quality_selectors.results_of(op), pk=_id(correct), characteristic=check_obj
+                    quality_selectors.results_of(op), pk=row_id(correct), characteristic=check_obj
                 )
                 result = quality_services.correct_result(
                     original,
@@ -567,7 +561,7 @@ def _machine_here_or_404(request: HttpRequest, code: str) -> Machine:
 
 def _seen(raw: str | None) -> int | None:
     """The declaration a form was rendered with (its record id; none: None)."""
-    return _id(raw) or None
+    return row_id(raw) or None
 
 
 def _declare_step(request: HttpRequest, machine: Machine, **extra) -> HttpResponse:

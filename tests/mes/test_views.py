@@ -1,11 +1,19 @@
 """Signed-in pages: home, work order list (filters, paging, htmx partial), detail."""
 
+import re
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from mes import services
+from mes.formats import display_when
+from mes.scheduling.services import apply_schedule
+from shopfloor.plc.services import actor_for
 
 from ..factories import make_routing, make_work_order
+from ..terminal.conftest import text as visible_text
 
 
 @pytest.fixture
@@ -119,10 +127,11 @@ def test_detail_shows_operations_quantities_and_history(signed_in, work_order, o
         "Paused",
         "Tool change",
         "Ana Lopez",
-        "quantity_good: 0 → 40",
-        "released → in_progress",
+        "+40 good, +2 scrap reported",
+        "Started: Released → In progress",
     ):
         assert text in body
+    assert "quantity_good" not in body and "in_progress</td>" not in body
     assert body.count('class="status status-pending"') == 2
 
 
@@ -136,7 +145,9 @@ def test_detail_query_count_does_not_grow_with_operations(
     small = make_work_order(actor=supervisor, steps=1)
     big = make_work_order(actor=supervisor, steps=6)
     signed_in.get(reverse("work_order_detail", args=[small.number]))
-    with django_assert_num_queries(7) as first:
+    # session, user, order, operations, history, results, nonconformances, and the role
+    # check that decides whether the actions are shown.
+    with django_assert_num_queries(8) as first:
         signed_in.get(reverse("work_order_detail", args=[small.number]))
     with django_assert_num_queries(len(first.captured_queries)):
         signed_in.get(reverse("work_order_detail", args=[big.number]))
@@ -174,3 +185,56 @@ def test_the_schedule_shows_projected_end_and_orders_at_risk(signed_in, supervis
     assert "Projected end" in detail and "at risk</span>" in detail
     relaxed_page = signed_in.get(reverse("work_order_detail", args=[relaxed.number]))
     assert "at risk</span>" not in relaxed_page.content.decode()
+
+
+def test_detail_history_reads_as_words_with_replans_and_plc_counts_collapsed(
+    signed_in, work_order, operator
+):
+    start = timezone.now() - timedelta(hours=3)
+    op = services.start_operation(
+        work_order.operations.get(sequence=10), operator=operator, at=start
+    )
+    plc = actor_for(op.machine.code)
+    end = start + timedelta(hours=6)
+    for i in range(6):
+        at = start + timedelta(minutes=10 * (i + 1))
+        services.report_quantity(op, actor=plc, good=10, scrap=1 if i == 2 else 0, at=at)
+        # The scheduler re-plans after each count, by a minute or two: nothing to show.
+        apply_schedule(
+            work_order.pk,
+            projected_end=end + timedelta(minutes=i),
+            planned={},
+            reason=f"{op.machine.code} counted",
+            at=at + timedelta(seconds=5),
+        )
+    apply_schedule(
+        work_order.pk,
+        projected_end=end + timedelta(hours=20),
+        planned={},
+        reason="M-03 down; WO-1004 rush",
+        at=start + timedelta(minutes=70),
+    )
+
+    body = signed_in.get(reverse("work_order_detail", args=[work_order.number]))
+    shown = visible_text(body)
+    local = timezone.localtime
+    counted = (
+        f"+60 good, +1 scrap from the PLC ({op.machine.code}) "
+        f"between {local(start + timedelta(minutes=10)):%H:%M} "
+        f"and {local(start + timedelta(minutes=60)):%H:%M}"
+    )
+    assert counted in shown
+    assert shown.count("Projected end set to") == 1
+    assert shown.count("Projected end moved from") == 1
+    moved = (
+        f"Projected end moved from {display_when(end)} to "
+        f"{display_when(end + timedelta(hours=20))} (20 h later)"
+    )
+    assert moved in shown
+    assert "M-03 down; WO-1004 rush" in shown
+    assert "Started: Released → In progress" in shown and "Started: Ready → Running" in shown
+    assert "Scheduler" in shown and f"PLC {op.machine.code}" in shown
+    for code in ("in_progress", "report_quantity", "reschedule", "quantity_good"):
+        assert code not in shown
+    assert not re.search(r"\d{4}-\d\d-\d\d", shown)  # no raw ISO dates anywhere on the page
+    assert display_when(start) in shown  # the product's one format ("Tue 01 Dec 14:00")

@@ -176,3 +176,17 @@ def test_startup_scrap_and_groups_of_machines(plant, operator):
     assert by_wc[0].kpis == mine.kpis
     assert by_wc[0].kpis.losses["startup_rejects"] == 50
     assert by_wc[0].machines == 1
+
+
+def test_daily_totals_for_the_trend(plant):
+    from mes.performance.selectors import daily_totals
+
+    machine, _ = plant
+    plc(machine, "running", at(6))
+    plc(machine, "down", at(10, 30))
+
+    monday, tuesday = daily_totals([at(0), at(0, day=1)], now=at(12))
+
+    assert tuesday is None  # not begun
+    assert monday.working_s == 4 * H + 1.5 * H  # 06:00-10:00 and 10:30-12:00 (now)
+    assert monday.losses["breakdowns"] == 1.5 * H

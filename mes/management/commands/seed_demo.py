@@ -41,7 +41,10 @@ from mes.quality import selectors as quality_selectors
 from mes.quality import services as quality_services
 from mes.quality.choices import CheckKind, Reaction
 from mes.quality.models import InspectionCharacteristic
+from shopfloor.downtime import set_downtime_reason
+from shopfloor.models import DowntimeRecord
 from shopfloor.plc.demo import configure_demo_connections
+from shopfloor.plc.services import StateReading, record_machine_states
 
 SITE = ("PLANT-1", "Riverside Plant", "Europe/Berlin")
 AREAS = [("FAB", "Fabrication"), ("ASM", "Assembly and finishing")]
@@ -206,6 +209,7 @@ class Command(BaseCommand):
             )
             plant = self._master_data()
             created = self._work_orders(plant)
+            self._state_history()
             self._machine_states(plant)
             configure_demo_connections()  # the machines' PLCs: `manage.py simulate_plcs`
         self.stdout.write(
@@ -481,6 +485,71 @@ class Command(BaseCommand):
             busy.discard(op.machine_id)
 
     # --- machines -----------------------------------------------------------------------------
+
+    def _state_history(self, hours: int = 8) -> None:
+        """The last hours of every new machine as its PLC would have reported them (through
+        the PLC services: state events, stops, the OEE rollups), so that the board, OEE and
+        the downtime Pareto have a shift to show at once. Some stops got their reason from
+        the operator; the latest ones still wait for it."""
+        machines = list(Machine.objects.filter(state=MachineState.UNKNOWN).order_by("code"))
+        if not machines:
+            return
+        rng = random.Random(2026)
+        now = timezone.now()
+        running = {
+            op.machine_id: op
+            for op in Operation.objects.filter(
+                status=OperationStatus.RUNNING, machine__isnull=False
+            )
+        }
+        reasons = ["MECH-TOOL", "MAT-MISSING", "PLAN-CLEAN", "ELEC-SENSOR", "QUAL-ADJUST"]
+        operator = get_user_model().objects.filter(operator_profile__badge="1001").first()
+        for machine in machines:
+            op = running.get(machine.pk)
+            at = now - timedelta(hours=hours)
+            readings = [(MachineState.IDLE, at)]
+            while op is not None and at < now - timedelta(minutes=20):
+                at += timedelta(minutes=rng.randint(12, 50))
+                stop = rng.choices(["idle", "down", "setup"], [6, 2, 1])[0]
+                readings.append((stop, at))
+                at += timedelta(seconds=rng.choice([40, 70, 300, 600, 1200]))
+                readings.append((MachineState.RUNNING, at))
+            readings = [r for r in readings if r[1] < now]
+            if machine.code == "BRAKE-02":  # down since 42 minutes, waiting for its reason
+                broke = now - timedelta(minutes=42)
+                readings = [r for r in readings if r[1] < broke] + [(MachineState.DOWN, broke)]
+            for (state, when), (_next, until) in zip(
+                readings, [*readings[1:], (None, now)], strict=True
+            ):
+                record_machine_states([StateReading(machine.pk, machine.code, state, when)])
+                if state == MachineState.RUNNING and op is not None:
+                    self._counted(op, when, min(until, now), rng)
+        stops = list(
+            DowntimeRecord.objects.filter(reason="", ended_at__isnull=False).order_by("started_at")
+        )
+        for record in stops[:-3] if operator else []:  # the latest three wait for their reason
+            set_downtime_reason(
+                record, actor=operator, code=rng.choice(reasons), at=record.ended_at
+            )
+
+    def _counted(self, op: Operation, start: datetime, end: datetime, rng) -> None:
+        """What the PLC counted while running: a bit under standard speed, a little scrap,
+        never beyond the order's quantity."""
+        op.refresh_from_db()
+        left = op.work_order.quantity - op.quantity_good
+        cycle = float(op.cycle_seconds) or 30.0
+        good = int(min(float(left) * 0.35, (end - start).total_seconds() / cycle * 0.85))
+        if good <= 0:
+            return
+        scrap = 1 if rng.random() < 0.3 else 0
+        services.report_quantity(
+            op,
+            actor=services.Actor.system(f"plc:{op.machine.code}"),
+            good=good,
+            scrap=scrap,
+            scrap_reason="DIM" if scrap else "",
+            at=end,
+        )
 
     def _machine_states(self, plant: Plant) -> None:
         """Give machines a believable state the first time (pollers take over later)."""
