@@ -159,7 +159,7 @@ def _filters(request: HttpRequest, *, default_level: str = "work_center") -> Fil
         level = default_level
     within = {
         key: request.GET[key].strip()[:64]
-        for key in ("site", "area", "work_center")
+        for key in ("site", "area", "work_center", "machine")
         if request.GET.get(key, "").strip()
     }
     preset = request.GET.get("range", "shift")

@@ -133,3 +133,15 @@ def test_the_schedule_gantt_says_why_it_last_re_planned(client, supervisor, plan
 def test_csv_cells_cannot_be_formulas():
     assert _csv_safe("=SUM(A1)") == "'=SUM(A1)"
     assert _csv_safe("M-01") == "M-01" and _csv_safe(3.5) == 3.5
+
+
+def test_the_trend_of_one_machine(client, supervisor, plant):  # noqa: F811
+    machine, _ = plant
+    other = machine.work_center.machines.create(code="OTHER-1", name="Other")
+    client.force_login(supervisor)
+    page = client.get(
+        "/performance/", {"level": "machine", "machine": machine.code, "range": "7d"}
+    ).content.decode()
+    assert f"OEE by day, last 14 days: {machine.code}" in page
+    assert f"/performance/machines/{machine.code}/timeline/" in page
+    assert other.code not in page  # the table is narrowed to the machine too
