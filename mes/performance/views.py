@@ -469,7 +469,7 @@ def schedule_page(request: HttpRequest) -> HttpResponse:
         machines = machines.filter(work_center__area__code=area)
     lanes: dict[str, list] = {m.code: [] for m in machines.order_by("work_center__code", "code")}
     for op in ops[:2000]:
-        lane = op.machine.code if op.machine_id else f"{op.work_center.code} ({_('manual')})"
+        lane = op.machine.code if op.machine_id else f"{op.work_center.code}: {_('queue')}"
         wo = op.work_order
         lanes.setdefault(lane, []).append(
             charts.GanttBar(
