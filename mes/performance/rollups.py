@@ -176,7 +176,8 @@ def _rebuild_machine(
         .values_list("state", "started_at")
         .first()
     )
-    state, since = (before[0], start) if before else ("unknown", start)
+    # Before its first event a machine has no span (it may not have existed yet).
+    state, since = (before[0], start) if before else (None, start)
     stopped_at = start if before and oee.is_stop(before[0]) else None
     operations = list(
         Operation.objects.filter(machine_id=machine_id, actual_start__isnull=False)
@@ -197,8 +198,9 @@ def _rebuild_machine(
     for new_state, at in events.iterator(chunk_size=5000):
         if new_state == state:
             continue
-        flag = work(since) if state == oee.IDLE else None
-        _merge(rows, machine_id, _state_rows(machine_id, state, since, at, working, flag))
+        if state is not None:
+            flag = work(since) if state == oee.IDLE else None
+            _merge(rows, machine_id, _state_rows(machine_id, state, since, at, working, flag))
         if oee.is_stop(state) and not oee.is_stop(new_state):
             if stopped_at is not None and is_small_stop(stopped_at, at) and work(stopped_at):
                 _merge(rows, machine_id, oee.small_stop(stopped_at, at, working))
@@ -209,7 +211,7 @@ def _rebuild_machine(
     closed_later = MachineStateEvent.objects.filter(
         machine_id=machine_id, started_at__gte=end
     ).exists()
-    if closed_later:  # the span open at ``end`` has ended since: its part up to ``end``
+    if closed_later and state is not None:  # the span open at ``end`` ended: up to ``end``
         flag = work(since) if state == oee.IDLE else None
         _merge(rows, machine_id, _state_rows(machine_id, state, since, end, working, flag))
     return rows

@@ -190,3 +190,14 @@ def test_daily_totals_for_the_trend(plant):
     assert tuesday is None  # not begun
     assert monday.working_s == 4 * H + 1.5 * H  # 06:00-10:00 and 10:30-12:00 (now)
     assert monday.losses["breakdowns"] == 1.5 * H
+
+
+def test_a_rebuild_from_before_a_machines_first_event_adds_no_time(plant, operator):
+    machine, op = plant
+    a_day(machine, op, operator)
+    plc(machine, "running", at(6, day=1))
+    incremental = bucket_sums(machine)
+
+    rollups.rebuild(start=at(0, day=-30), end=at(0, day=2), machine_ids=[machine.pk])
+
+    assert bucket_sums(machine) == incremental  # no month of "no data" before it existed
