@@ -50,6 +50,11 @@ def calendar_specs(since: date | None = None) -> dict[int, CalendarSpec]:
     }
 
 
+def working_times(since: date | None = None) -> dict[int, WorkingTime]:
+    """Every site's working time by site id."""
+    return {pk: WorkingTime(spec) for pk, spec in calendar_specs(since).items()}
+
+
 def calendar_of_site(site: Site) -> WorkingTime:
     spec = calendar_specs().get(site.pk, CalendarSpec(time_zone=_zone(site)))
     return WorkingTime(spec)
@@ -57,7 +62,7 @@ def calendar_of_site(site: Site) -> WorkingTime:
 
 def calendars_by_work_center(since: date | None = None) -> Calendars:
     """Each work center's working time (its site's calendar)."""
-    by_site = {pk: WorkingTime(spec) for pk, spec in calendar_specs(since).items()}
+    by_site = working_times(since)
     return Calendars(
         {
             pk: by_site[site_id]

@@ -257,6 +257,17 @@ class WorkingTime:
             result.append((max(a, start).astimezone(UTC), min(b, end).astimezone(UTC)))
         return merge(result)
 
+    def gaps(self, start: datetime, end: datetime) -> list[Interval]:
+        """The non-working time within ``start`` to ``end``."""
+        result, cursor = [], start
+        for a, b in self.intervals(start, end):
+            if a > cursor:
+                result.append((cursor, a))
+            cursor = b
+        if cursor < end:
+            result.append((cursor, end))
+        return result
+
     def seconds_between(self, start: datetime, end: datetime) -> float:
         """Working time (planned production time) from ``start`` to ``end``, in seconds."""
         return sum((b - a).total_seconds() for a, b in self.intervals(start, end))

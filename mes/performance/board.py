@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from mes.calendars.selectors import calendar_specs
+from mes.calendars.selectors import working_times
 from mes.calendars.working_time import ShiftInstance, WorkingTime
 from mes.choices import OperationStatus
 from mes.models import Machine, Operation, Site
@@ -65,9 +65,10 @@ def current_window(site_id: int, calendar: WorkingTime, now: datetime) -> Window
     return Window(site_id, "", midnight, midnight + timedelta(days=1), None)
 
 
-def windows(now: datetime) -> dict[int, Window]:
+def windows(now: datetime, calendars: dict[int, WorkingTime] | None = None) -> dict[int, Window]:
     """Each site's window now."""
-    return {pk: current_window(pk, WorkingTime(spec), now) for pk, spec in calendar_specs().items()}
+    calendars = working_times() if calendars is None else calendars
+    return {pk: current_window(pk, calendar, now) for pk, calendar in calendars.items()}
 
 
 def board(*, area: str | None = None, now: datetime | None = None) -> Board:
@@ -90,8 +91,8 @@ def board(*, area: str | None = None, now: datetime | None = None) -> Board:
     ):
         ops.setdefault(op.machine_id, op)
     stops = open_downtimes(ids)
-    calendars = {pk: WorkingTime(spec) for pk, spec in calendar_specs().items()}
-    by_site = {pk: current_window(pk, cal, now) for pk, cal in calendars.items()}
+    calendars = working_times()
+    by_site = windows(now, calendars)
     rows: list[MachineRow] = []
     for site_id in sorted({m.work_center.area.site_id for m in machines}):
         window = by_site.get(site_id)

@@ -28,7 +28,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 
-from mes.calendars.selectors import calendar_specs
+from mes.calendars.selectors import working_times
 from mes.calendars.working_time import WorkingTime
 from mes.models import Machine, Operation
 
@@ -50,7 +50,7 @@ def working_time_of(machine_id: int) -> WorkingTime:
     """The working time of the machine's site, kept for :data:`CALENDAR_TTL` seconds."""
     now = time.monotonic()
     if getattr(_cache, "loaded", 0) + CALENDAR_TTL < now:
-        _cache.calendars = {pk: WorkingTime(spec) for pk, spec in calendar_specs().items()}
+        _cache.calendars = working_times()
         _cache.sites = {}
         _cache.loaded = now
     site = _cache.sites.get(machine_id)

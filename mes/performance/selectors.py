@@ -20,6 +20,7 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     Q,
+    QuerySet,
     Sum,
     Value,
     When,
@@ -27,7 +28,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
-from mes.calendars.selectors import calendar_specs
+from mes.calendars.selectors import working_times
 from mes.calendars.working_time import WorkingTime
 from mes.choices import OperationStatus
 from mes.models import Machine, Operation
@@ -126,9 +127,9 @@ def _busy_machines(machine_ids: list[int]) -> set[int]:
     )
 
 
-def stop_totals(machine_ids: list[int], span: Range) -> dict[int, oee.Stops]:
-    """Planned stops and failures from the downtime records, clipped to the range, summed
-    by the database."""
+def _stops_in(span: Range) -> tuple[QuerySet, ExpressionWrapper]:
+    """The downtime records overlapping the range (an open one lasts to its end), and an
+    expression for each one's duration clipped to the range."""
     from shopfloor.models import DowntimeRecord  # stops are recorded on the shop floor side
 
     start = Value(span.start, output_field=DateTimeField())
@@ -137,11 +138,20 @@ def stop_totals(machine_ids: list[int], span: Range) -> dict[int, oee.Stops]:
         Least(Coalesce(F("ended_at"), end), end) - Greatest(F("started_at"), start),
         output_field=DurationField(),
     )
+    records = DowntimeRecord.objects.filter(started_at__lt=span.end).filter(
+        Q(ended_at__isnull=True) | Q(ended_at__gt=span.start)
+    )
+    return records, clipped
+
+
+def stop_totals(machine_ids: list[int], span: Range) -> dict[int, oee.Stops]:
+    """Planned stops and failures from the downtime records, clipped to the range, summed
+    by the database."""
+    records, clipped = _stops_in(span)
     planned = Q(reason_choice__planned=True)
     failure = Q(cause__in=FAILURE_CAUSES) & ~planned
     rows = (
-        DowntimeRecord.objects.filter(machine_id__in=machine_ids, started_at__lt=span.end)
-        .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=span.start))
+        records.filter(machine_id__in=machine_ids)
         .values("machine_id")
         .annotate(
             planned_s=Sum(clipped, filter=planned),
@@ -188,7 +198,7 @@ def machine_rows(
     stops = stop_totals(ids, span)
     busy = _busy_machines(ids)
     if calendars is None:
-        calendars = {pk: WorkingTime(spec) for pk, spec in calendar_specs().items()}
+        calendars = working_times()
     working_by_site: dict[int, float] = {}
     rows = []
     for machine in machines:
@@ -311,7 +321,7 @@ def daily_totals(
     the given instants (the machines and calendars read once)."""
     now = now or timezone.now()
     machines = _machines("machine", None, within)
-    calendars = {pk: WorkingTime(spec) for pk, spec in calendar_specs().items()}
+    calendars = working_times()
     result: list[oee.Kpis | None] = []
     for day in days:
         if day >= now or not machines:
@@ -338,18 +348,7 @@ def downtime_pareto(
 ) -> list[ParetoRow]:
     """Downtime by reason over the range (stops clipped to it), longest first, summed by
     the database."""
-    from shopfloor.models import DowntimeRecord
-
-    span = Range.of(start, end)
-    lo = Value(span.start, output_field=DateTimeField())
-    hi = Value(span.end, output_field=DateTimeField())
-    clipped = ExpressionWrapper(
-        Least(Coalesce(F("ended_at"), hi), hi) - Greatest(F("started_at"), lo),
-        output_field=DurationField(),
-    )
-    records = DowntimeRecord.objects.filter(started_at__lt=span.end).filter(
-        Q(ended_at__isnull=True) | Q(ended_at__gt=span.start)
-    )
+    records, clipped = _stops_in(Range.of(start, end))
     for level, code in (within or {}).items():
         records = records.filter(**{f"machine__{LEVELS[level]}": code})
     rows = (

@@ -409,15 +409,7 @@ def machine_timeline(request: HttpRequest, code: str) -> HttpResponse:
     if not events and before is None and machine.state_since <= start:
         state = machine.state
     spans.append((state, str(labels.get(state, state)), since, end))
-    calendar = calendar_of_site(site)
-    working = calendar.intervals(start, end)
-    off, cursor = [], start
-    for a, b in working:
-        if a > cursor:
-            off.append((cursor, a))
-        cursor = b
-    if cursor < end:
-        off.append((cursor, end))
+    off = calendar_of_site(site).gaps(start, end)
     kpis = figures("machine", code=machine.code, start=start, end=end, now=now)
     return render(
         request,
@@ -485,15 +477,7 @@ def schedule_page(request: HttpRequest) -> HttpResponse:
             )
         )
     site = Site.objects.order_by("code").first()
-    calendar = calendar_of_site(site) if site else None
-    off, cursor = [], start
-    if calendar is not None:
-        for a, b in calendar.intervals(start, end):
-            if a > cursor:
-                off.append((cursor, a))
-            cursor = b
-        if cursor < end:
-            off.append((cursor, end))
+    off = calendar_of_site(site).gaps(start, end) if site else []
     late = (
         WorkOrder.objects.filter(
             status__in=[

@@ -273,3 +273,14 @@ def test_planned_time_of_the_shifts_is_the_working_time_when_nothing_else_change
     assert cal.seconds_between(start, end) <= total + 1e-6
     if len(spec.shifts) <= 1:
         assert abs(cal.seconds_between(start, end) - total) < 1e-6
+
+
+def test_gaps_are_the_rest_of_the_range():
+    cal = WorkingTime(two_shifts())
+    monday = local(2026, 11, 23)
+    assert cal.gaps(monday, monday + timedelta(days=1)) == [
+        (monday, local(2026, 11, 23, 6)),
+        (local(2026, 11, 23, 10), local(2026, 11, 23, 10, 30)),
+        (local(2026, 11, 23, 18), local(2026, 11, 23, 18, 30)),
+        (local(2026, 11, 23, 22), monday + timedelta(days=1)),
+    ]
