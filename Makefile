@@ -41,8 +41,18 @@ format: $(INSTALLED)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Every bench at its full size, each from an empty database (SQLite under var/). With
+# BENCH_PG=postgres://postgres@127.0.0.1:5432 each one that takes a database runs again on
+# PostgreSQL, on a re-created mes_bench_<script> database.
 bench: $(INSTALLED)
-	@set -e; for script in bench/[a-z]*.py; do echo "== $$script"; $(BIN)/python $$script; done
+	@set -e; for script in bench/[a-z]*.py; do \
+	  echo "== $$script"; $(BIN)/python $$script; \
+	  if [ -n "$(BENCH_PG)" ] && $(BIN)/python $$script --help | grep -q -- --recreate; then \
+	    echo "== $$script on PostgreSQL"; \
+	    $(BIN)/python $$script --recreate \
+	      --database-url "$(BENCH_PG)/mes_bench_$$(basename $$script .py)"; \
+	  fi; \
+	done
 
 clean:
 	rm -rf var/ staticfiles/ .pytest_cache/ .ruff_cache/

@@ -86,6 +86,9 @@ class ErpState:
 def make_handler(state: ErpState):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: without TCP_NODELAY the second waits for
+        # the sender's delayed ACK (about 40 ms per event on Linux).
+        disable_nagle_algorithm = True
 
         def log_message(self, fmt, *args):  # route through logging, not stderr
             log.debug("%s %s", self.address_string(), fmt % args)

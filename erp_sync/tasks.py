@@ -7,5 +7,7 @@ from .delivery import deliver_pending
 
 @shared_task(acks_late=True, ignore_result=True)
 def deliver_outbox() -> dict:
+    """One delivery pass (every second, by beat). On its own queue ``<default>.erp``
+    (``mes.queues.Queues``), so that the ERP hears within seconds whatever else runs."""
     report = deliver_pending()
     return {"delivered": report.delivered, "failed": report.failed, "dead": report.dead}

@@ -1,4 +1,5 @@
-"""The Celery application. Tasks live in each app's ``tasks.py`` and stay thin."""
+"""The Celery application. Tasks live in each app's ``tasks.py`` and stay thin; which queue
+takes which task is in :mod:`mes.queues`."""
 
 import os
 

@@ -33,17 +33,34 @@ def _lock(name: str) -> ChangeClock:
 
 def next_time(name: str = WORK_ORDERS) -> datetime:
     """Now, or just after the last value handed out: strictly increasing."""
+    return next_times(name, 1)[0]
+
+
+def next_times(name: str, count: int) -> list[datetime]:
+    """``count`` strictly increasing times, all after the last value handed out (one lock for
+    a whole batch of writes)."""
+    if count < 1:
+        return []
     clock = _lock(name)
     now = timezone.now()
-    value = now if clock.last_time is None or now > clock.last_time else clock.last_time + _TICK
-    clock.last_time = value
+    first = now if clock.last_time is None or now > clock.last_time else clock.last_time + _TICK
+    values = [first + i * _TICK for i in range(count)]
+    clock.last_time = values[-1]
     clock.save(update_fields=["last_time"])
-    return value
+    return values
 
 
 def next_value(name: str = CONFIRMATIONS) -> int:
     """The next integer, gap-free."""
+    return next_values(name, 1)[0]
+
+
+def next_values(name: str, count: int) -> list[int]:
+    """The next ``count`` integers, gap-free."""
+    if count < 1:
+        return []
     clock = _lock(name)
-    clock.last_value += 1
+    first = clock.last_value + 1
+    clock.last_value += count
     clock.save(update_fields=["last_value"])
-    return clock.last_value
+    return list(range(first, first + count))

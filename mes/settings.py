@@ -14,6 +14,10 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange as KombuExchange
+from kombu import Queue as KombuQueue
+
+from mes.queues import Queues
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("MES_VAR_DIR", BASE_DIR / "var"))
@@ -147,6 +151,39 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file (not :memory:) so that threads and worker processes in tests share it.
     _db["TEST"] = {"NAME": str(VAR_DIR / "test_mes.sqlite3")}
+elif _db["ENGINE"] == "django.db.backends.postgresql" and env_bool("MES_DB_POOL", True):
+    # A bounded pool of connections per process (psycopg_pool, Django's OPTIONS["pool"]):
+    # a request or task borrows one and gives it back when Django closes it (at the end of
+    # the request, after each Celery task), so a process never holds more than
+    # MES_DB_POOL_MAX_SIZE; a thread that finds them all lent waits up to
+    # MES_DB_POOL_TIMEOUT seconds, then fails. The bound is per process: every gunicorn
+    # worker and every Celery worker process has its own pool, so PostgreSQL sees at most
+    # (processes x MES_DB_POOL_MAX_SIZE) from the MES; keep that under its
+    # max_connections. Give a web process at least as many as its threads (gunicorn
+    # --threads). MES_DB_POOL=0 turns the pool off (behind PgBouncer, say); then
+    # DB_CONN_MAX_AGE applies as before.
+    _pool_min = env_int("MES_DB_POOL_MIN_SIZE", 1)
+    _pool_max = env_int("MES_DB_POOL_MAX_SIZE", 4, minimum=1)
+    if _pool_min > _pool_max:
+        raise ImproperlyConfigured(
+            f"MES_DB_POOL_MIN_SIZE={_pool_min} is more than MES_DB_POOL_MAX_SIZE={_pool_max}."
+        )
+    if _db["CONN_MAX_AGE"] != 0 and os.environ.get("DB_CONN_MAX_AGE", "").strip():
+        # Django refuses persistent connections beside a pool; say so now, not at the
+        # first query.
+        raise ImproperlyConfigured(
+            "DB_CONN_MAX_AGE keeps connections outside the pool: leave it unset with the "
+            "pool, or turn the pool off with MES_DB_POOL=0."
+        )
+    _db["CONN_MAX_AGE"] = 0  # the pool keeps the connections
+    # The pool hands out a connection only after a round trip on it, so one that PostgreSQL
+    # closed (a restart, an idle timeout) is replaced instead of failing the request.
+    _db["CONN_HEALTH_CHECKS"] = True
+    _db.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": _pool_min,
+        "max_size": _pool_max,
+        "timeout": float(env_int("MES_DB_POOL_TIMEOUT", 10, minimum=1)),
+    }
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -247,7 +284,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_TASK_DEFAULT_QUEUE = os.environ.get("MES_CELERY_QUEUE", "celery")
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("MES_CELERY_QUEUE", "").strip() or "celery"
 CELERY_BEAT_SCHEDULE: dict = {}
 
 # --- PLC polling (shopfloor.plc) -------------------------------------------------------------
@@ -273,7 +310,7 @@ CELERY_BEAT_SCHEDULE.update(
             "schedule": MES_PLC_BEAT_MS / 1000,
             "args": [_group],
             # A cycle nobody picked up within two beats is stale: the next one is coming.
-            "options": {"queue": f"plc.{_group}", "expires": 2 * MES_PLC_BEAT_MS / 1000},
+            "options": {"queue": Queues.plc(_group), "expires": 2 * MES_PLC_BEAT_MS / 1000},
         }
         for _group in MES_PLC_GROUPS
     }
@@ -287,6 +324,15 @@ CELERY_BEAT_SCHEDULE.update(
         }
     }
 )
+# Queues by urgency (see mes.queues.Queues): polling on plc.<group>, ERP delivery on
+# <default>.erp, re-planning on <default>.schedule, booking on <default>.booking, the rest on
+# <default>; each taken by its own worker (Procfile), so a long re-plan never delays delivery
+# or polling. A worker started without -Q takes them all.
+MES_QUEUES = Queues(CELERY_TASK_DEFAULT_QUEUE, tuple(MES_PLC_GROUPS))
+CELERY_TASK_ROUTES = MES_QUEUES.routes()
+CELERY_TASK_QUEUES = [
+    KombuQueue(name, KombuExchange(name), routing_key=name) for name in MES_QUEUES.names()
+]
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # The filesystem transport looks for messages once a second by default, which would
     # add up to a second to every poll cycle of the demo.
@@ -368,6 +414,9 @@ MES_SCHEDULE_REFRESH_SECONDS = env_int("MES_SCHEDULE_REFRESH_SECONDS", 60, minim
 MES_SCHEDULE_TOLERANCE_SECONDS = env_int("MES_SCHEDULE_TOLERANCE_SECONDS", 60, minimum=0)
 # How long a machine that is down or offline is assumed to stay so.
 MES_SCHEDULE_DOWN_ALLOWANCE_MINUTES = env_int("MES_SCHEDULE_DOWN_ALLOWANCE_MINUTES", 30)
+# A re-plan writes the orders that moved in chunks of this many, each one transaction that
+# holds its orders' locks (a terminal action on one of them waits at most for one chunk).
+MES_SCHEDULE_WRITE_CHUNK = env_int("MES_SCHEDULE_WRITE_CHUNK", 250, minimum=1)
 
 # Performance (OEE, mes.performance): a stop shorter than this is a small stop (a speed
 # loss), a longer one a breakdown or planned stop; scrap within this many minutes of an

@@ -7,6 +7,9 @@ from .scheduling.services import replan_if_needed
 
 @shared_task(acks_late=True, ignore_result=True)
 def replan_schedule() -> dict | None:
+    """Re-plan when something changed (every second, by beat). On its own queue
+    ``<default>.schedule`` (``mes.queues.Queues``): a re-plan of a large plant takes seconds,
+    and nothing urgent may wait behind it."""
     summary = replan_if_needed()
     if summary is None:
         return None

@@ -25,7 +25,9 @@ def poll_plc_group(group: str) -> None:
 
 @shared_task(name="shopfloor.tasks.book_plc_counts", ignore_result=True)
 def book_plc_counts() -> None:
-    """Book the parts PLCs counted on the running operations (every few seconds)."""
+    """Book the parts PLCs counted on the running operations (every few seconds). On its own
+    queue ``<default>.booking`` (``mes.queues.Queues``), off the poll cycle: counts wait in
+    the PLC status rows, so a late pass books them all, nothing is lost."""
     summary = book_pending_counts()
     if summary.booked or summary.unassigned:
         logger.info(

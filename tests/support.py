@@ -106,17 +106,20 @@ class ChildProcess:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
 
-def celery_worker_with_beat(
+def celery_worker(
     env: dict[str, str],
     tmp_path,
     queues: str,
     *,
+    name: str = "worker",
+    beat: bool = False,
     pool: tuple[str, ...] = ("--pool", "solo"),
     extra: tuple[str, ...] = (),
 ) -> ChildProcess:
-    """A Celery worker with embedded beat on ``queues`` (solo pool unless ``pool`` says
-    otherwise), logging to ``tmp_path/worker.log`` with its beat schedule beside; not started
-    yet. Workers made for the same ``tmp_path`` share both, as restarts of one worker do."""
+    """A Celery worker on ``queues`` (comma separated: see :func:`worker_queues`), with
+    embedded beat when ``beat`` (its schedule in ``tmp_path/beat-schedule``), solo pool
+    unless ``pool`` says otherwise, logging to ``tmp_path/<name>.log``; not started yet.
+    Workers made with the same ``name`` share the log, as restarts of one worker do."""
     import sys
 
     return ChildProcess(
@@ -127,19 +130,43 @@ def celery_worker_with_beat(
             "-A",
             "mes",
             "worker",
-            "--beat",
+            *(("--beat", "--schedule", str(tmp_path / "beat-schedule")) if beat else ()),
             *pool,
             "--loglevel",
             "INFO",
             "-Q",
             queues,
-            "--schedule",
-            str(tmp_path / "beat-schedule"),
+            "--hostname",
+            f"{name}.{env.get('MES_CELERY_QUEUE', 'celery')}@%h",
             *extra,
         ],
         env,
-        tmp_path / "worker.log",
+        tmp_path / f"{name}.log",
     )
+
+
+def celery_worker_with_beat(
+    env: dict[str, str],
+    tmp_path,
+    queues: str,
+    *,
+    pool: tuple[str, ...] = ("--pool", "solo"),
+    extra: tuple[str, ...] = (),
+) -> ChildProcess:
+    """A Celery worker with embedded beat on ``queues``, logging to ``tmp_path/worker.log``
+    with its beat schedule beside (see :func:`celery_worker`); not started yet."""
+    return celery_worker(env, tmp_path, queues, beat=True, pool=pool, extra=extra)
+
+
+def worker_queues(env: dict[str, str], *kinds: str) -> str:
+    """The queues, for ``-Q``, that the tasks of a child started with ``env`` go to (see
+    ``mes.queues.Queues``): those of ``kinds`` (``default``, ``erp``, ``schedule``,
+    ``booking``, ``plc``), or all of them."""
+    from mes.queues import KINDS, Queues
+
+    groups = [g.strip() for g in env.get("MES_PLC_GROUPS", "default").split(",") if g.strip()]
+    queues = Queues(env.get("MES_CELERY_QUEUE", "").strip() or "celery", tuple(groups))
+    return ",".join(queues.names(kinds or KINDS))
 
 
 def erp_simulator(
@@ -155,9 +182,10 @@ def erp_simulator(
 
 
 def worker_environment(tmp_path, name: str, **extra: str) -> dict[str, str]:
-    """The environment of a worker (or any child) on this test's database and broker, with a
-    queue of its own (the broker may be shared with other runs); requires Redis when the
-    suite's broker is Redis."""
+    """The environment of a worker (or any child) on this test's database and broker, with
+    queues of its own (the broker may be shared with other runs): a default queue named for
+    this test, the others derived from it, and a PLC poll group of its own (``plc.<group>``)
+    unless ``extra`` names the groups; requires Redis when the suite's broker is Redis."""
     import uuid
     from urllib.parse import urlparse
 
@@ -167,12 +195,14 @@ def worker_environment(tmp_path, name: str, **extra: str) -> dict[str, str]:
     if broker.startswith("redis://"):
         parsed = urlparse(broker)
         require(port_open(parsed.hostname, parsed.port or 6379), f"Redis at {broker}")
+    unique = uuid.uuid4().hex[:8]
     return {
         **os.environ,
         "SECRET_KEY": f"{name}-test",
         "DATABASE_URL": subprocess_database_url(),
         "CELERY_BROKER_URL": broker,
-        "MES_CELERY_QUEUE": f"{name}-test-{uuid.uuid4().hex[:8]}",
+        "MES_CELERY_QUEUE": f"{name}-test-{unique}",
+        "MES_PLC_GROUPS": f"t{unique}",
         "MES_VAR_DIR": str(tmp_path / "var"),
         **extra,
     }

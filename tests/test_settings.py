@@ -1,5 +1,6 @@
 """Configuration from the environment fails loudly on bad values."""
 
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 from .support import port_open, require
 
 ROOT = Path(__file__).resolve().parent.parent
+PG = "postgres://u@127.0.0.1:5432/plant"  # settings only: nothing connects to it
 
 
 def _run_with_settings(tmp_path, code: str, **env):
@@ -18,6 +20,7 @@ def _run_with_settings(tmp_path, code: str, **env):
         k: v
         for k, v in os.environ.items()
         if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL", "TIME_ZONE", "MES_CACHE_URL"}
+        and not k.startswith(("DB_CONN_MAX_AGE", "MES_DB_POOL"))
     }
     base.update(MES_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="mes.settings", **env)
     return subprocess.run(
@@ -53,6 +56,28 @@ def _load_settings(tmp_path, **env):
             {"SECRET_KEY": "x", "DB_CONN_MAX_AGE": "soon"},
             "DB_CONN_MAX_AGE='soon' is not an integer",
         ),
+        ({"SECRET_KEY": "x", "DATABASE_URL": PG, "MES_DB_POOL": "maybe"}, "is not a boolean"),
+        (
+            {"SECRET_KEY": "x", "DATABASE_URL": PG, "MES_DB_POOL_MAX_SIZE": "0"},
+            "MES_DB_POOL_MAX_SIZE=0 must be at least 1",
+        ),
+        (
+            {"SECRET_KEY": "x", "DATABASE_URL": PG, "MES_DB_POOL_TIMEOUT": "0"},
+            "MES_DB_POOL_TIMEOUT=0 must be at least 1",
+        ),
+        (
+            {
+                "SECRET_KEY": "x",
+                "DATABASE_URL": PG,
+                "MES_DB_POOL_MIN_SIZE": "5",
+                "MES_DB_POOL_MAX_SIZE": "2",
+            },
+            "MES_DB_POOL_MIN_SIZE=5 is more than MES_DB_POOL_MAX_SIZE=2",
+        ),
+        (
+            {"SECRET_KEY": "x", "DATABASE_URL": PG, "DB_CONN_MAX_AGE": "60"},
+            "DB_CONN_MAX_AGE keeps connections outside the pool",
+        ),
     ],
 )
 def test_bad_configuration_stops_with_a_message(tmp_path, env, message):
@@ -76,7 +101,7 @@ def test_database_url_and_time_zone_are_read(tmp_path):
         tmp_path,
         SECRET_KEY="x",
         TIME_ZONE="America/Chicago",
-        DATABASE_URL="postgres://u@127.0.0.1:5432/plant",
+        DATABASE_URL=PG,
     )
     assert result.stdout.split() == ["django.db.backends.postgresql", "America/Chicago", "False"]
 
@@ -102,3 +127,62 @@ def test_a_redis_cache_url_gives_every_process_the_same_cache(tmp_path):
         f"from django.core.cache import cache; cache.delete({key!r}); print('ok')",
         MES_CACHE_URL=redis,
     )
+
+
+def _database(tmp_path, **env) -> dict:
+    """The default database's CONN_MAX_AGE, CONN_HEALTH_CHECKS and OPTIONS, and the sizes
+    of the pool Django builds from them (None without one); nothing connects."""
+    code = (
+        "import json; from django.conf import settings; from django.db import connection\n"
+        "db = settings.DATABASES['default']; pool = getattr(connection, 'pool', None)\n"
+        "print(json.dumps({'conn_max_age': db['CONN_MAX_AGE'],"
+        " 'health_checks': db['CONN_HEALTH_CHECKS'], 'options': db['OPTIONS'],"
+        " 'pool': pool and [pool.min_size, pool.max_size, pool.timeout]}))"
+    )
+    result = _run_with_settings(tmp_path, code, SECRET_KEY="x", **env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_postgresql_pools_its_connections_by_default(tmp_path):
+    """One bounded pool per process: Django's psycopg pool (OPTIONS["pool"]) with
+    CONN_MAX_AGE 0, as Django requires, and health checks on what the pool hands out."""
+    db = _database(tmp_path, DATABASE_URL=PG)
+    assert db["options"]["pool"] == {"min_size": 1, "max_size": 4, "timeout": 10.0}
+    assert db["pool"] == [1, 4, 10.0]
+    assert db["conn_max_age"] == 0
+    assert db["health_checks"] is True
+
+
+def test_the_pool_is_sized_by_the_environment(tmp_path):
+    db = _database(
+        tmp_path,
+        DATABASE_URL=PG,
+        MES_DB_POOL_MIN_SIZE="2",
+        MES_DB_POOL_MAX_SIZE="12",
+        MES_DB_POOL_TIMEOUT="3",
+        DB_CONN_MAX_AGE="0",  # says the same as the pool: accepted
+    )
+    assert db["options"]["pool"] == {"min_size": 2, "max_size": 12, "timeout": 3.0}
+    assert db["pool"] == [2, 12, 3.0]
+    assert db["conn_max_age"] == 0
+
+
+@pytest.mark.parametrize(
+    "env,conn_max_age",
+    [({"MES_DB_POOL": "0"}, 60), ({"MES_DB_POOL": "off", "DB_CONN_MAX_AGE": "30"}, 30)],
+)
+def test_without_the_pool_connections_persist_as_before(tmp_path, env, conn_max_age):
+    """MES_DB_POOL=0 (behind PgBouncer, say): one connection per thread, kept for
+    DB_CONN_MAX_AGE seconds."""
+    db = _database(tmp_path, DATABASE_URL=PG, **env)
+    assert "pool" not in db["options"]
+    assert db["pool"] is None
+    assert db["conn_max_age"] == conn_max_age
+
+
+def test_sqlite_has_no_pool(tmp_path):
+    db = _database(tmp_path, MES_DB_POOL_MAX_SIZE="8")
+    assert "pool" not in db["options"]
+    assert db["pool"] is None
+    assert db["conn_max_age"] == 0

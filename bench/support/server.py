@@ -1,9 +1,11 @@
 """What the benchmark scripts share: a free loopback port, a PostgreSQL database that
-exists (or is dropped and re-created), Django set up in-process on a fresh database, and
-gunicorn serving the app on 127.0.0.1 for the duration of a ``with``."""
+exists (or is dropped and re-created), Django set up in-process on a fresh database, the
+command line every database bench takes, and gunicorn serving the app on 127.0.0.1 for the
+duration of a ``with``."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import subprocess
@@ -41,6 +43,16 @@ def ensure_postgres_database(url: str) -> None:
     with psycopg.connect(admin, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def postgres_database_exists(url: str) -> bool:
+    import psycopg
+
+    parsed = urlparse(url)
+    admin = parsed._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        query = "SELECT 1 FROM pg_database WHERE datname = %s"
+        return conn.execute(query, [parsed.path.lstrip("/")]).fetchone() is not None
 
 
 @contextmanager
@@ -99,11 +111,25 @@ def recreate_postgres_database(url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def in_process_django(database_url: str, var: Path, *, secret: str, recreate: bool) -> str:
+def in_process_django(
+    database_url: str,
+    var: Path,
+    *,
+    secret: str,
+    recreate: bool,
+    settings: str = "mes.settings",
+    env: dict[str, str] | None = None,
+) -> str:
     """Set up Django in this process on ``database_url`` (a fresh SQLite file under ``var``
     when empty; a PostgreSQL database created when missing, dropped first with
-    ``recreate``) and migrate it. Returns the database URL used."""
+    ``recreate``) and migrate it. A fresh database starts as a copy of the migrated
+    template (``bench.support.template``). The environment it sets (plus ``env``) is in
+    ``os.environ`` afterwards, for the servers and workers a bench starts. Returns the
+    database URL used."""
+    from bench.support import template
+
     var.mkdir(parents=True, exist_ok=True)
+    fresh = not database_url
     database_url = database_url or fresh_sqlite_url(var)
     os.environ.update(
         {
@@ -113,17 +139,54 @@ def in_process_django(database_url: str, var: Path, *, secret: str, recreate: bo
             "SECURE_COOKIES": "0",
             "MES_PLAIN_STATIC": "1",
             "MES_VAR_DIR": str(var),
-            "DJANGO_SETTINGS_MODULE": "mes.settings",
+            "DJANGO_SETTINGS_MODULE": settings,
             "LOG_LEVEL": "WARNING",
+            **(env or {}),
         }
     )
-    if database_url.startswith("postgres"):
-        if recreate:
-            recreate_postgres_database(database_url)
-        ensure_postgres_database(database_url)
     import django
     from django.core.management import call_command
 
     django.setup()
+    key = template.migrations_key()
+    if database_url.startswith("postgres"):
+        if recreate:
+            recreate_postgres_database(database_url)
+        fresh = not postgres_database_exists(database_url)
+    copied = fresh and template.copy(database_url, key)
+    if database_url.startswith("postgres") and not copied:
+        ensure_postgres_database(database_url)
     call_command("migrate", verbosity=0)
+    if fresh and not copied:
+        template.save(database_url, key)
     return database_url
+
+
+def database_arguments(parser: argparse.ArgumentParser, *, quick: str) -> None:
+    """--quick (the CI smoke run), --database-url and --recreate, as every bench that
+    fills a database takes them."""
+    parser.add_argument("--quick", action="store_true", help=f"CI smoke run: {quick}")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL", ""),
+        help="PostgreSQL database (default: a fresh SQLite file under var/)",
+    )
+    parser.add_argument(
+        "--recreate", action="store_true", help="drop and re-create a mes_bench* PostgreSQL db"
+    )
+
+
+def sizes_of(args: argparse.Namespace, quick: dict, full: dict) -> argparse.Namespace:
+    """Fill the options left unset with the smoke sizes (--quick) or the full ones."""
+    for name, value in (quick if args.quick else full).items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
+    return args
+
+
+def require_empty(holds: bool, what: str) -> None:
+    if holds:
+        raise SystemExit(
+            f"The bench database already holds {what}; give it an empty one "
+            "(or --recreate a mes_bench* PostgreSQL database)."
+        )

@@ -5,9 +5,9 @@
   per quarter hour (split by the site's working time, see :func:`mes.performance.oee.spread`).
   When a stop (idle or down with an operation in progress) ends in less than
   ``MES_OEE_SMALL_STOP_SECONDS``, it is counted as a short stop.
-- Units counted on an operation on a machine: :func:`record_count`, called by
-  ``report_quantity``; scrap within ``MES_OEE_STARTUP_MINUTES`` of the operation's start is
-  a startup reject.
+- Units counted on an operation on a machine: :func:`count_rows`, added by
+  ``report_quantity`` (and ``report_quantities``, merged for a whole pass); scrap within
+  ``MES_OEE_STARTUP_MINUTES`` of the operation's start is a startup reject.
 - :func:`rebuild` recomputes a range from the event log (state events and production
   confirmations) with the same rules (for machines whose every state change is in the log:
   those on a PLC or declared by hand), after a calendar or threshold change, or to fill the
@@ -31,6 +31,7 @@ from django.db.models import Q
 from mes.calendars.selectors import working_times
 from mes.calendars.working_time import WorkingTime
 from mes.models import Machine, Operation
+from mes.services import bulk
 
 from . import oee
 from .models import MachineBucket
@@ -76,19 +77,40 @@ def add(rows: dict[Key, oee.Totals]) -> None:
         return
     table = connection.ops.quote_name(MachineBucket._meta.db_table)
     columns = ", ".join(oee.COLUMNS)
-    placeholders = ", ".join(["%s"] * (len(oee.COLUMNS) + 2))
     updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in oee.COLUMNS)
-    sql = (
-        f"INSERT INTO {table} (machine_id, start, {columns}) VALUES ({placeholders}) "
-        f"ON CONFLICT (machine_id, start) DO UPDATE SET {updates}"
-    )
-    adapt = connection.ops.adapt_datetimefield_value
-    params = [
-        (machine_id, adapt(start), *(getattr(row, c) for c in oee.COLUMNS))
-        for (machine_id, start), row in sorted(rows.items())
-    ]
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+    upsert = f"ON CONFLICT (machine_id, start) DO UPDATE SET {updates}"
+    ordered = sorted(rows.items())
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # One statement over an array per column (see mes.services.bulk).
+            fields = [MachineBucket._meta.get_field(n) for n in ("machine", "start", *oee.COLUMNS)]
+            arrays = ", ".join(f"%b::{bulk.array_type(f)}" for f in fields)
+            values = [
+                [key[0] for key, _ in ordered],
+                [key[1] for key, _ in ordered],
+                *(
+                    [bulk.prepared(field, getattr(row, field.name)) for _, row in ordered]
+                    for field in fields[2:]
+                ),
+            ]
+            with bulk.server_bound_cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO {table} (machine_id, start, {columns}) "
+                    f"SELECT * FROM unnest({arrays}) {upsert}",
+                    values,
+                )
+            return
+        adapt = connection.ops.adapt_datetimefield_value
+        placeholders = ", ".join(["%s"] * (len(oee.COLUMNS) + 2))
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO {table} (machine_id, start, {columns}) VALUES ({placeholders}) "
+                + upsert,
+                [
+                    (machine_id, adapt(start), *(getattr(row, c) for c in oee.COLUMNS))
+                    for (machine_id, start), row in ordered
+                ],
+            )
 
 
 def work_in_progress(machine_id: int, at: datetime) -> bool:
@@ -151,14 +173,22 @@ def counted(
     return oee.count_row(good, scrap, cycle_seconds, startup=startup)
 
 
-def record_count(operation: Operation, *, good: float, scrap: float, at: datetime) -> None:
-    """Units reported on an operation (deltas; a correction is negative)."""
+def count_rows(
+    operation: Operation, *, good: float, scrap: float, at: datetime
+) -> dict[Key, oee.Totals]:
+    """The rollup rows of units reported on an operation, to :func:`add` (or to
+    :func:`merge` with others first)."""
     if operation.machine_id is None:
-        return  # a manual station: no machine, no OEE
+        return {}  # a manual station: no machine, no OEE
     row = counted(
         float(good), float(scrap), float(operation.cycle_seconds), operation.actual_start, at
     )
-    add({(operation.machine_id, oee.bucket_of(at)): row})
+    return {(operation.machine_id, oee.bucket_of(at)): row}
+
+
+def merge(into: dict[Key, oee.Totals], rows: dict[Key, oee.Totals]) -> None:
+    for key, row in rows.items():
+        into[key] = into[key] + row if key in into else row
 
 
 # --- Rebuilding from the event log ------------------------------------------------------------

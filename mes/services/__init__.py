@@ -13,8 +13,10 @@ Views, the API, Celery tasks and the admin call these; nothing else writes these
 Services return the fresh, locked instance: callers' instances are stale afterwards.
 
 By subject: :mod:`.work_orders`, :mod:`.operations`, :mod:`.machines`, :mod:`.routings`;
-what they share (the actor, audit records, locks, versioned saves) is in :mod:`.common`.
-The live schedule's writer, ``apply_schedule``, lives with the scheduler
+what they share (the actor, audit records, locks, versioned saves) is in :mod:`.common`;
+:mod:`.bulk` has the set-based writes of services that change many rows at once
+(``report_quantities``, and the live schedule's ``apply_schedules``).
+The live schedule's writer, ``apply_schedules``, lives with the scheduler
 (:mod:`mes.scheduling.services`). Callers import the public names from here.
 """
 
@@ -29,9 +31,11 @@ from .common import (
 )
 from .machines import set_machine_state
 from .operations import (
+    QuantityReport,
     complete_operation,
     confirmation_representation,
     pause_operation,
+    report_quantities,
     report_quantity,
     resume_operation,
     start_operation,
@@ -50,6 +54,7 @@ __all__ = [
     "PAST_TENSE",
     "Actor",
     "ActorLike",
+    "QuantityReport",
     "activate_routing",
     "cancel_work_order",
     "complete_operation",
@@ -60,6 +65,7 @@ __all__ = [
     "hold_work_order",
     "pause_operation",
     "release_work_order",
+    "report_quantities",
     "report_quantity",
     "resume_operation",
     "set_machine_state",

@@ -3,23 +3,35 @@ complete, each with the ERP's production confirmation where time or quantities m
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from erp_sync.models import EventType
-from erp_sync.outbox import record_event
+from erp_sync.outbox import NewEvent, record_event, record_events
 
 from .. import clock
 from ..choices import EntityType
-from ..errors import Conflict, InvalidTransition, ValidationFailed
+from ..errors import Conflict, DomainError, InvalidTransition, UnknownReference, ValidationFailed
 from ..formats import display_quantity, iso_utc, quantity
-from ..models import ConfirmationKind, Machine, Operation, ProductionConfirmation, WorkOrder
+from ..models import (
+    AuditRecord,
+    ConfirmationKind,
+    Machine,
+    Operation,
+    ProductionConfirmation,
+    WorkOrder,
+)
 from ..performance import rollups
 from ..quality import selectors as quality
+from ..selectors import render_json, work_order_representation
 from ..statemachine import OPERATION_COUNTING
+from .bulk import insert_rows, update_rows
 from .common import (
     PAST_TENSE,
     WO,
@@ -37,7 +49,8 @@ from .common import (
     _seconds_between,
     _to_quantity,
     _when,
-    write_audit,
+    audit_record,
+    share_related,
 )
 
 
@@ -161,7 +174,7 @@ def _write_confirmation(
         occurred_at=at,
     )
     if good or scrap:  # the units count in the machine's performance (OEE)
-        rollups.record_count(op, good=good, scrap=scrap, at=at)
+        rollups.add(rollups.count_rows(op, good=good, scrap=scrap, at=at))
     return confirmation
 
 
@@ -274,21 +287,10 @@ def resume_operation(
         return op
 
 
-def report_quantity(
-    operation: Operation,
-    *,
-    actor: ActorLike,
-    good: Decimal | int | str = 0,
-    scrap: Decimal | int | str = 0,
-    reason: str = "",
-    scrap_reason: str = "",
-    at: datetime | None = None,
-    expected_version: int | None = None,
-) -> Operation:
-    """Add good and scrap quantities (deltas) to a running or paused operation. Negative
-    deltas correct an earlier report and need a reason; totals never go below zero.
-    ``scrap_reason`` is a scrap reason's code, sent to the ERP with the scrap."""
-    actor, at = Actor.of(actor), _when(at)
+def _check_report(
+    good: Decimal | int | str, scrap: Decimal | int | str, reason: str, scrap_reason: str
+) -> tuple[Decimal, Decimal, str]:
+    """A report's deltas and scrap reason, checked before anything is locked."""
     good_delta, scrap_delta = _to_quantity(good, "good"), _to_quantity(scrap, "scrap")
     scrap_reason = (scrap_reason or "").strip()
     if scrap_reason and not scrap_delta:
@@ -308,57 +310,112 @@ def report_quantity(
         raise ValidationFailed.field(
             "reason", _("A correction (negative quantity) needs a reason.")
         )
+    return good_delta, scrap_delta, scrap_reason
+
+
+def _count(
+    wo: WorkOrder,
+    ops: list[Operation],
+    op: Operation,
+    *,
+    actor: Actor,
+    good_delta: Decimal,
+    scrap_delta: Decimal,
+    reason: str,
+    scrap_reason: str,
+    at: datetime,
+) -> tuple[AuditRecord, Decimal]:
+    """Check a report against the locked order and operation and apply it to them in memory
+    (quantities, confirmed running time, the order's totals); refuses having changed
+    nothing. Returns the audit record to write and the confirmation's running seconds."""
+    _require_active_work_order(wo, op, "count")
+    if op.status not in OPERATION_COUNTING:
+        raise InvalidTransition(
+            _(
+                "%(op)s is %(status)s; quantities can be reported only while it is "
+                "running or paused."
+            )
+            % {"op": op.label, "status": op.get_status_display().lower()},
+            errors={"status": [f"Operation status is {op.status}."]},
+        )
+    new_good, new_scrap = op.quantity_good + good_delta, op.quantity_scrap + scrap_delta
+    errors = {}
+    if new_good < 0:
+        errors["good"] = [
+            _("Only %(n)s good reported so far.") % {"n": display_quantity(op.quantity_good)}
+        ]
+    if new_scrap < 0:
+        errors["scrap"] = [
+            _("Only %(n)s scrap reported so far.") % {"n": display_quantity(op.quantity_scrap)}
+        ]
+    if errors:
+        raise ValidationFailed(_("A total cannot go below zero."), errors=errors)
+    changes = {}
+    if good_delta:
+        changes["quantity_good"] = [display_quantity(op.quantity_good), display_quantity(new_good)]
+    if scrap_delta:
+        changes["quantity_scrap"] = [
+            display_quantity(op.quantity_scrap),
+            display_quantity(new_scrap),
+        ]
+    if scrap_reason:
+        changes["scrap_reason"] = scrap_reason
+    op.quantity_good, op.quantity_scrap = new_good, new_scrap
+    record = audit_record(
+        actor,
+        entity_type=EntityType.OPERATION,
+        entity_id=op.pk,
+        entity_label=op.label,
+        work_order=wo,
+        action="report_quantity",
+        at=at,
+        changes=changes,
+        reason=reason.strip(),
+    )
+    seconds = _take_confirmation(op, at)
+    _recompute_work_order_quantities(wo, ops)
+    return record, seconds
+
+
+def _scrap_reasons(scrap_reason: str, scrap_delta: Decimal) -> list[dict]:
+    return [{"code": scrap_reason, "quantity": quantity(scrap_delta)}] if scrap_reason else []
+
+
+COUNTED_FIELDS = ("quantity_good", "quantity_scrap", "confirmed_run_seconds")
+
+
+def report_quantity(
+    operation: Operation,
+    *,
+    actor: ActorLike,
+    good: Decimal | int | str = 0,
+    scrap: Decimal | int | str = 0,
+    reason: str = "",
+    scrap_reason: str = "",
+    at: datetime | None = None,
+    expected_version: int | None = None,
+) -> Operation:
+    """Add good and scrap quantities (deltas) to a running or paused operation. Negative
+    deltas correct an earlier report and need a reason; totals never go below zero.
+    ``scrap_reason`` is a scrap reason's code, sent to the ERP with the scrap."""
+    actor, at = Actor.of(actor), _when(at)
+    good_delta, scrap_delta, scrap_reason = _check_report(good, scrap, reason, scrap_reason)
     with transaction.atomic():
         wo, ops, op = _lock_operation(operation)
         _check_version(EntityType.OPERATION, op, expected_version, op.label)
-        _require_active_work_order(wo, op, "count")
-        if op.status not in OPERATION_COUNTING:
-            raise InvalidTransition(
-                _(
-                    "%(op)s is %(status)s; quantities can be reported only while it is "
-                    "running or paused."
-                )
-                % {"op": op.label, "status": op.get_status_display().lower()},
-                errors={"status": [f"Operation status is {op.status}."]},
-            )
-        new_good, new_scrap = op.quantity_good + good_delta, op.quantity_scrap + scrap_delta
-        errors = {}
-        if new_good < 0:
-            errors["good"] = [
-                _("Only %(n)s good reported so far.") % {"n": display_quantity(op.quantity_good)}
-            ]
-        if new_scrap < 0:
-            errors["scrap"] = [
-                _("Only %(n)s scrap reported so far.") % {"n": display_quantity(op.quantity_scrap)}
-            ]
-        if errors:
-            raise ValidationFailed(_("A total cannot go below zero."), errors=errors)
-        changes = {}
-        if good_delta:
-            changes["quantity_good"] = [
-                display_quantity(op.quantity_good),
-                display_quantity(new_good),
-            ]
-        if scrap_delta:
-            changes["quantity_scrap"] = [
-                display_quantity(op.quantity_scrap),
-                display_quantity(new_scrap),
-            ]
-        op.quantity_good, op.quantity_scrap = new_good, new_scrap
-        write_audit(
-            actor,
-            entity_type=EntityType.OPERATION,
-            entity_id=op.pk,
-            entity_label=op.label,
-            work_order=wo,
-            action="report_quantity",
+        record, seconds = _count(
+            wo,
+            ops,
+            op,
+            actor=actor,
+            good_delta=good_delta,
+            scrap_delta=scrap_delta,
+            reason=reason,
+            scrap_reason=scrap_reason,
             at=at,
-            changes={**changes, **({"scrap_reason": scrap_reason} if scrap_reason else {})},
-            reason=reason.strip(),
         )
-        seconds = _take_confirmation(op, at)
-        _save_operation(op, "quantity_good", "quantity_scrap", "confirmed_run_seconds")
-        _recompute_work_order_quantities(wo, ops)
+        record.save()
+        _save_operation(op, *COUNTED_FIELDS)
         _save_work_order(wo, ops, "quantity_good", "quantity_scrap")
         _write_confirmation(
             wo,
@@ -368,11 +425,162 @@ def report_quantity(
             scrap=scrap_delta,
             seconds=seconds,
             at=at,
-            scrap_reasons=(
-                [{"code": scrap_reason, "quantity": quantity(scrap_delta)}] if scrap_reason else []
-            ),
+            scrap_reasons=_scrap_reasons(scrap_reason, scrap_delta),
         )
         return op
+
+
+@dataclass(frozen=True)
+class QuantityReport:
+    """One report of :func:`report_quantities`: what ``report_quantity`` takes."""
+
+    operation_id: int
+    actor: Actor
+    good: Decimal | int | str = 0
+    scrap: Decimal | int | str = 0
+    reason: str = ""
+    scrap_reason: str = ""
+
+
+@dataclass
+class _Counted:
+    work_order: WorkOrder
+    operation: Operation
+    audit: AuditRecord
+    data: dict  # the order's representation after this report (updated_at comes later)
+    confirmation: ProductionConfirmation
+
+
+def report_quantities(
+    reports: Sequence[QuantityReport], *, at: datetime | None = None
+) -> list[Operation | DomainError]:
+    """``report_quantity`` for many operations in one transaction with set-based writes (a
+    booking pass of PLC counts): each report is applied or refused on its own, exactly as one
+    ``report_quantity`` per report in the given order would (the same audit records,
+    confirmations with the same gap-free ``seq`` order, events and versions). Returns per
+    report the operation it changed or the domain error that refused it."""
+    at = _when(at)
+    results: list[Operation | DomainError] = []
+    with transaction.atomic():
+        ids = {r.operation_id for r in reports}
+        order_ids = set(
+            Operation.objects.filter(pk__in=ids).values_list("work_order_id", flat=True)
+        )
+        orders = {
+            wo.pk: wo
+            for wo in WorkOrder.objects.select_for_update()
+            .defer("notes", "rendered")
+            .filter(pk__in=order_ids)
+            .order_by("pk")
+        }
+        operations: dict[int, list[Operation]] = {pk: [] for pk in orders}
+        by_id = {}
+        for op in (
+            Operation.objects.select_for_update()
+            .defer("instructions")
+            .filter(work_order_id__in=orders)
+            .order_by("work_order_id", "sequence")
+        ):
+            op.work_order = orders[op.work_order_id]
+            operations[op.work_order_id].append(op)
+            by_id[op.pk] = op
+        share_related(orders.values(), operations.values())
+        counted: list[_Counted] = []
+        for report in reports:
+            op = by_id.get(report.operation_id)
+            try:
+                if op is None:
+                    raise UnknownReference("operation", str(report.operation_id))
+                wo = op.work_order
+                good, scrap, scrap_reason = _check_report(
+                    report.good, report.scrap, report.reason, report.scrap_reason
+                )
+                record, seconds = _count(
+                    wo,
+                    operations[wo.pk],
+                    op,
+                    actor=report.actor,
+                    good_delta=good,
+                    scrap_delta=scrap,
+                    reason=report.reason,
+                    scrap_reason=scrap_reason,
+                    at=at,
+                )
+            except DomainError as exc:
+                results.append(exc)
+                continue
+            op.version += 1
+            wo.version += 1
+            counted.append(
+                _Counted(
+                    wo,
+                    op,
+                    record,
+                    work_order_representation(wo, operations[wo.pk]),
+                    ProductionConfirmation(
+                        work_order=wo,
+                        operation=op,
+                        operation_sequence=op.sequence,
+                        kind=ConfirmationKind.PROGRESS,
+                        quantity_good=good,
+                        quantity_scrap=scrap,
+                        labor_seconds=seconds,
+                        machine_seconds=seconds,
+                        materials=[],
+                        scrap_reasons=_scrap_reasons(scrap_reason, scrap),
+                        occurred_at=at,
+                    ),
+                )
+            )
+            results.append(op)
+        if counted:
+            _write_counted(counted, at)
+    return results
+
+
+def _write_counted(counted: list[_Counted], at: datetime) -> None:
+    """The writes of :func:`report_quantities`: one statement per table, rows in order. The
+    orders' clock before the confirmations' (the services' lock order)."""
+    now = timezone.now()
+    events: list[NewEvent] = []
+    times = clock.next_times(clock.WORK_ORDERS, len(counted))
+    seqs = clock.next_values(clock.CONFIRMATIONS, len(counted))
+    rollup_rows: dict = {}
+    for item, when, seq in zip(counted, times, seqs, strict=True):
+        wo, op, confirmation = item.work_order, item.operation, item.confirmation
+        op.updated_at, wo.updated_at, confirmation.seq = now, when, seq
+        item.data["updated_at"] = iso_utc(when)
+        wo.rendered = render_json(item.data)  # the order's last report in the pass wins
+        events.append(NewEvent(EventType.WORK_ORDER_UPDATED, wo.number, item.data, when))
+        events.append(
+            NewEvent(
+                EventType.CONFIRMATION_CREATED,
+                wo.number,
+                confirmation_representation(confirmation, wo.number),
+                at,
+            )
+        )
+        if confirmation.quantity_good or confirmation.quantity_scrap:
+            rollups.merge(
+                rollup_rows,
+                rollups.count_rows(
+                    op, good=confirmation.quantity_good, scrap=confirmation.quantity_scrap, at=at
+                ),
+            )
+    insert_rows(AuditRecord, [item.audit for item in counted])
+    update_rows(
+        Operation,
+        list({id(i.operation): i.operation for i in counted}.values()),
+        [*COUNTED_FIELDS, "version", "updated_at"],
+    )
+    update_rows(
+        WorkOrder,
+        list({id(i.work_order): i.work_order for i in counted}.values()),
+        ["quantity_good", "quantity_scrap", "version", "updated_at", "rendered"],
+    )
+    insert_rows(ProductionConfirmation, [item.confirmation for item in counted])
+    record_events(events)
+    rollups.add(rollup_rows)
 
 
 def complete_operation(

@@ -3,9 +3,10 @@ saw (counters, link health, machine states, with the downtime records they open 
 through :mod:`shopfloor.downtime`) and the booking of counted parts on operations.
 
 Machine states go through :func:`mes.services.set_machine_state` and quantities through
-:func:`mes.services.report_quantity`, always as the system actor ``plc:<machine code>``.
-Lock order: a status row, then (inside ``report_quantity``) the work order and its
-operations; a machine row is never held while booking quantities.
+:func:`mes.services.report_quantities` (one pass for many machines), always as the system
+actor ``plc:<machine code>``. Lock order: the status rows, then (inside the service) the
+work orders and their operations, then unassigned counts; a machine row is never held while
+booking quantities.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from mes import services as mes_services
 from mes.choices import MachineState, OperationStatus
 from mes.errors import DomainError, ValidationFailed
 from mes.models import CODE_VALIDATOR, Machine, Operation
+from mes.services.bulk import update_rows
 from shopfloor.choices import PLC_ACTOR_PREFIX
 from shopfloor.downtime import update_downtimes
 from shopfloor.models import (
@@ -379,23 +381,48 @@ class BookingSummary:
     good: int = 0
     scrap: int = 0
 
+    def add(self, booked: bool, good: int, scrap: int) -> None:
+        if booked:
+            self.booked += 1
+        else:
+            self.unassigned += 1
+        self.good += good
+        self.scrap += scrap
+
 
 def _add_unassigned(machine: Machine, good: int, scrap: int, note: str, at: datetime) -> None:
-    row = (
-        UnassignedCount.objects.select_for_update()
-        .filter(machine=machine, closed_at__isnull=True)
-        .first()
-    )
-    if row is None:
-        UnassignedCount.objects.create(
-            machine=machine, good=good, scrap=scrap, first_at=at, last_at=at, note=note[:300]
-        )
+    _add_unassigned_many([(machine.pk, good, scrap, note)], at)
+
+
+def _add_unassigned_many(counts: Sequence[tuple[int, int, int, str]], at: datetime) -> None:
+    """Add (machine id, good, scrap, why) to each machine's open unassigned count, opening one
+    where there is none."""
+    if not counts:
         return
-    row.good, row.scrap, row.last_at, row.note = row.good + good, row.scrap + scrap, at, note[:300]
-    row.save(update_fields=["good", "scrap", "last_at", "note"])
+    open_rows = {
+        row.machine_id: row
+        for row in UnassignedCount.objects.select_for_update()
+        .filter(machine_id__in=[c[0] for c in counts], closed_at__isnull=True)
+        .order_by("machine_id")
+    }
+    existing = list(open_rows.values())
+    new = []
+    for machine_id, good, scrap, note in counts:
+        row = open_rows.get(machine_id)
+        if row is None:
+            row = open_rows[machine_id] = UnassignedCount(
+                machine_id=machine_id, good=0, scrap=0, first_at=at, last_at=at
+            )
+            new.append(row)
+        row.good, row.scrap, row.last_at = row.good + good, row.scrap + scrap, at
+        row.note = note[:300]
+    UnassignedCount.objects.bulk_create(new)
+    update_rows(UnassignedCount, existing, ["good", "scrap", "last_at", "note"])
 
 
 def _book_machine(machine_id: int, at: datetime, summary: BookingSummary) -> None:
+    """The reference booking of one machine (one ``report_quantity``): what a pass of
+    :func:`_book_chunk` must write for each of its machines."""
     with transaction.atomic():
         status = (
             PlcStatus.objects.select_for_update(of=("self",))
@@ -406,12 +433,8 @@ def _book_machine(machine_id: int, at: datetime, summary: BookingSummary) -> Non
         if not good and not scrap:
             return
         machine = status.machine
-        operation = (
-            Operation.objects.filter(machine=machine, status=OperationStatus.RUNNING)
-            .select_related("work_order")
-            .first()
-        )
-        note = "No operation was running on the machine."
+        operation = _running_operations([machine.pk]).get(machine.pk)
+        note = NOTHING_RUNNING
         booked = False
         if operation is not None:
             try:
@@ -421,37 +444,119 @@ def _book_machine(machine_id: int, at: datetime, summary: BookingSummary) -> Non
                 booked = True
             except DomainError as exc:
                 note = f"{operation.label}: {exc.message}"
-        if booked:
-            summary.booked += 1
-        else:
-            logger.info("PLC %s: %s good, %s scrap unassigned: %s", machine.code, good, scrap, note)
+        summary.add(booked, good, scrap)
+        if not booked:
+            _log_unassigned(machine.code, good, scrap, note)
             _add_unassigned(machine, good, scrap, note, at)
-            summary.unassigned += 1
-        summary.good += good
-        summary.scrap += scrap
         PlcStatus.objects.filter(pk=machine_id).update(
             pending_good=F("pending_good") - good, pending_scrap=F("pending_scrap") - scrap
         )
 
 
+NOTHING_RUNNING = "No operation was running on the machine."
+
+
+def _running_operations(machine_ids: list[int]) -> dict[int, Operation]:
+    """The operation running on each machine (the first by order and sequence, should there
+    be more than one)."""
+    running: dict[int, Operation] = {}
+    for op in (
+        Operation.objects.filter(machine_id__in=machine_ids, status=OperationStatus.RUNNING)
+        .select_related("work_order")
+        .only("machine_id", "sequence", "work_order__number")
+        .order_by("work_order", "sequence")
+    ):
+        running.setdefault(op.machine_id, op)
+    return running
+
+
+def _log_unassigned(code: str, good: int, scrap: int, note: str) -> None:
+    logger.info("PLC %s: %s good, %s scrap unassigned: %s", code, good, scrap, note)
+
+
+def _book_chunk(machine_ids: list[int], at: datetime, summary: BookingSummary) -> None:
+    """Book the pending counts of some machines in one transaction with a few set-based
+    statements: the status rows are locked (in machine order), each machine's counts go to
+    its running operation through :func:`mes.services.report_quantities` or to its
+    unassigned count, and the pending counts come down by what was booked. A worker that
+    dies in the middle commits nothing of the chunk: its counts stay pending."""
+    with transaction.atomic():
+        statuses = [
+            (status, max(status.pending_good, 0), max(status.pending_scrap, 0))
+            for status in PlcStatus.objects.select_for_update(of=("self",))
+            .select_related("machine")
+            .filter(machine_id__in=machine_ids)
+            .order_by("machine_id")
+        ]
+        statuses = [(status, good, scrap) for status, good, scrap in statuses if good or scrap]
+        if not statuses:
+            return
+        running = _running_operations([status.machine_id for status, _, _ in statuses])
+        on_operations = [t for t in statuses if t[0].machine_id in running]
+        results = mes_services.report_quantities(
+            [
+                mes_services.QuantityReport(
+                    running[status.machine_id].pk,
+                    actor_for(status.machine.code),
+                    good=good,
+                    scrap=scrap,
+                )
+                for status, good, scrap in on_operations
+            ],
+            at=at,
+        )
+        notes = {status.machine_id: NOTHING_RUNNING for status, _, _ in statuses}
+        for (status, _, _), result in zip(on_operations, results, strict=True):
+            if isinstance(result, DomainError):
+                notes[status.machine_id] = f"{running[status.machine_id].label}: {result.message}"
+            else:
+                del notes[status.machine_id]
+        unassigned = []
+        for status, good, scrap in statuses:
+            booked = status.machine_id not in notes
+            summary.add(booked, good, scrap)
+            if not booked:
+                _log_unassigned(status.machine.code, good, scrap, notes[status.machine_id])
+                unassigned.append((status.machine_id, good, scrap, notes[status.machine_id]))
+            status.pending_good -= good
+            status.pending_scrap -= scrap
+        _add_unassigned_many(unassigned, at)
+        update_rows(PlcStatus, [status for status, _, _ in statuses], PENDING)
+
+
+PENDING = ["pending_good", "pending_scrap"]
+BOOKING_CHUNK = 500  # machines per transaction
+
+
 def book_pending_counts(
-    *, machine_ids: Iterable[int] | None = None, at: datetime | None = None
+    *,
+    machine_ids: Iterable[int] | None = None,
+    at: datetime | None = None,
+    bulk: bool = True,
+    chunk: int = BOOKING_CHUNK,
 ) -> BookingSummary:
     """Book the parts the PLCs counted since the last booking on each machine's running
-    operation, one ``report_quantity`` per machine (so one audit record per machine and
-    batch, not per part). Counts no operation takes are kept as an unassigned count."""
+    operation: one audit record, confirmation and ``work_order.updated`` per machine and
+    pass (not per part), written for ``chunk`` machines at a time in set-based statements
+    (``bulk`` off: one ``report_quantity`` per machine, the reference the bulk path is
+    tested against). Counts no operation takes are kept as an unassigned count."""
     at = at or timezone.now()
     pending = PlcStatus.objects.filter(Q(pending_good__gt=0) | Q(pending_scrap__gt=0))
     if machine_ids is not None:
         pending = pending.filter(machine_id__in=list(machine_ids))
     summary = BookingSummary()
-    for machine_id in pending.order_by("machine_id").values_list("machine_id", flat=True):
+    ids = list(pending.order_by("machine_id").values_list("machine_id", flat=True))
+    groups = [ids[i : i + chunk] for i in range(0, len(ids), chunk)] if bulk else ids
+    for group in groups:
         try:
-            _book_machine(machine_id, at, summary)
+            if bulk:
+                _book_chunk(group, at, summary)
+            else:
+                _book_machine(group, at, summary)
         except Exception:
-            # One machine's failure (a lock timeout, say) must not stop the others; its
-            # counts stay pending for the next booking.
-            logger.exception("Booking the PLC counts of machine %s failed", machine_id)
+            # One failure (a lock timeout, say) must not stop the others; its counts stay
+            # pending for the next booking.
+            logger.exception("Booking the PLC counts of machines %s failed", group)
     return summary
 
 

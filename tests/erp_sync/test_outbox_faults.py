@@ -26,6 +26,7 @@ from tests.support import (
     port_open,
     wait_until,
     worker_environment,
+    worker_queues,
 )
 
 SECRET = "fault-test-secret-0123456789"
@@ -54,7 +55,7 @@ def test_outbox_survives_failing_erp_outage_and_killed_worker(
         environment, tmp_path, SECRET, "--state-file", state, "--fail-rate", "0.5", "--seed", "7"
     )
     base = f"http://127.0.0.1:{port}"
-    worker = celery_worker_with_beat(environment, tmp_path, environment["MES_CELERY_QUEUE"])
+    worker = celery_worker_with_beat(environment, tmp_path, worker_queues(environment))
 
     def received() -> dict:
         try:

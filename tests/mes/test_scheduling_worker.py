@@ -20,6 +20,7 @@ from tests.support import (
     port_open,
     wait_until,
     worker_environment,
+    worker_queues,
 )
 
 SECRET = "schedule-test-secret-0123456789"
@@ -29,7 +30,7 @@ SECRET = "schedule-test-secret-0123456789"
 def test_a_stopped_machine_reaches_the_erp_as_a_schedule_change(tmp_path, supervisor, operator):
     env = worker_environment(tmp_path, "schedule", MES_SCHEDULE_DOWN_ALLOWANCE_MINUTES="45")
     erp, port = erp_simulator(env, tmp_path, SECRET)
-    worker = celery_worker_with_beat(env, tmp_path, env["MES_CELERY_QUEUE"])
+    worker = celery_worker_with_beat(env, tmp_path, worker_queues(env))
 
     def schedule_changes_received() -> list[dict]:
         try:

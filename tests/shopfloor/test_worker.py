@@ -6,12 +6,10 @@ part."""
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
 import uuid
-from urllib.parse import urlparse
 
 import pytest
 
@@ -23,10 +21,9 @@ from tests.factories import make_work_order
 from tests.support import (
     ChildProcess,
     celery_worker_with_beat,
-    port_open,
-    require,
-    subprocess_database_url,
     wait_until,
+    worker_environment,
+    worker_queues,
 )
 
 from .conftest import connection
@@ -60,25 +57,16 @@ class Producer(threading.Thread):
 def test_a_real_worker_polls_books_and_survives_sigkill(
     plc, tmp_path, settings, supervisor, operator
 ):
-    broker = settings.CELERY_BROKER_URL
-    if broker.startswith("redis://"):
-        parsed = urlparse(broker)
-        require(port_open(parsed.hostname, parsed.port or 6379), f"Redis at {broker}")
     group = f"t{uuid.uuid4().hex[:8]}"
-    default_queue = f"shopfloor-test-{group}"
     settings.MES_PLC_GROUPS = ["default", group]
-    env = {
-        **os.environ,
-        "SECRET_KEY": "worker-test",
-        "DATABASE_URL": subprocess_database_url(),
-        "CELERY_BROKER_URL": broker,
-        "MES_CELERY_QUEUE": default_queue,
-        "MES_VAR_DIR": str(tmp_path / "var"),
-        "MES_PLC_GROUPS": group,
-        "MES_PLC_BEAT_MS": "250",
-        "MES_PLC_REPORT_SECONDS": "1",
-        "MES_PLC_OFFLINE_AFTER": "2",
-    }
+    env = worker_environment(
+        tmp_path,
+        "shopfloor",
+        MES_PLC_GROUPS=group,
+        MES_PLC_BEAT_MS="250",
+        MES_PLC_REPORT_SECONDS="1",
+        MES_PLC_OFFLINE_AFTER="2",
+    )
     wo = make_work_order(actor=supervisor, steps=1, quantity=10_000)
     op = wo.operations.get()
     machine = op.work_center.machines.get()
@@ -88,7 +76,7 @@ def test_a_real_worker_polls_books_and_survives_sigkill(
     set_machine_connection(
         machine, connection={**connection(plc.port, timeout_ms=500), "group": group}
     )
-    queues = f"{default_queue},plc.{group}"
+    queues = worker_queues(env)  # polling and booking, with the rest
     first, second = (
         celery_worker_with_beat(env, tmp_path, queues, pool=PREFORK, extra=QUIET) for _ in range(2)
     )
