@@ -2,9 +2,11 @@
 
 Only the head (oldest pending delivery) of each (endpoint, work order) queue is ever
 attempted, so an event is never sent before an earlier one of the same order. A worker
-claims a head with a lease (a conditional UPDATE, no long transaction): a worker killed
-mid-delivery simply lets its lease expire and another retries; the ERP deduplicates by
-``Idempotency-Key``. The HTTP call happens outside any transaction.
+claims the due heads with a lease (one short transaction): a worker killed mid-delivery
+simply lets its lease expire and another retries; the ERP deduplicates by
+``Idempotency-Key``. The HTTP calls happen outside any transaction, up to
+``MES_OUTBOX_CONCURRENCY`` at once (heads of different orders, so the order per work order
+holds), and the outcomes are written with one statement for those delivered.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import hmac
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import httpx
 from django.conf import settings
-from django.db.models import Min, Q
+from django.db import transaction
+from django.db.models import F, Min, Q
 from django.utils import timezone
 
 from .models import DeliveryStatus, OutboxDelivery
@@ -65,12 +69,22 @@ def _due_heads(now: datetime, limit: int) -> list[int]:
     )
 
 
-def _claim(pk: int, now: datetime) -> bool:
+def _claim(heads: list[int], now: datetime) -> list[OutboxDelivery]:
+    """Take a lease on the heads no other worker holds; returns them with their endpoint
+    and event."""
     lease = now + timedelta(seconds=settings.MES_OUTBOX_LEASE_SECONDS)
-    return bool(
-        OutboxDelivery.objects.filter(pk=pk, status=DeliveryStatus.PENDING)
-        .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
-        .update(locked_until=lease)
+    free = Q(locked_until__isnull=True) | Q(locked_until__lt=now)
+    with transaction.atomic():
+        claimed = list(
+            OutboxDelivery.objects.select_for_update(skip_locked=True)
+            .filter(free, pk__in=heads, status=DeliveryStatus.PENDING)
+            .values_list("pk", flat=True)
+        )
+        OutboxDelivery.objects.filter(pk__in=claimed).update(locked_until=lease)
+    return list(
+        OutboxDelivery.objects.select_related("endpoint", "event")
+        .filter(pk__in=claimed)
+        .order_by("id")
     )
 
 
@@ -93,35 +107,48 @@ def _post(client: httpx.Client, delivery: OutboxDelivery) -> str | None:
     return f"HTTP {response.status_code}: {response.text[:200]}"
 
 
-def _record(delivery: OutboxDelivery, error: str | None, report: PassReport) -> None:
+def _record_failure(delivery: OutboxDelivery, error: str, report: PassReport) -> None:
     now = timezone.now()
     attempts = delivery.attempts + 1
-    updates: dict = {"attempts": attempts, "locked_until": None}
-    if error is None:
-        updates.update(status=DeliveryStatus.DELIVERED, delivered_at=now, last_error="")
-        report.delivered += 1
+    updates: dict = {
+        "attempts": attempts,
+        "locked_until": None,
+        "last_error": error,
+        "next_attempt_at": now + backoff(attempts),
+    }
+    age = (now - delivery.created_at).total_seconds()
+    if age > settings.MES_OUTBOX_MAX_AGE:
+        updates["status"] = DeliveryStatus.DEAD
+        report.dead += 1
     else:
-        age = (now - delivery.created_at).total_seconds()
-        updates.update(last_error=error, next_attempt_at=now + backoff(attempts))
-        if age > settings.MES_OUTBOX_MAX_AGE:
-            updates["status"] = DeliveryStatus.DEAD
-            report.dead += 1
-        else:
-            report.failed += 1
-        report.errors.append(f"{delivery.endpoint_code} {delivery.event.event_id}: {error}")
-        log.warning(
-            "outbox delivery %s to %s failed (attempt %s): %s",
-            delivery.event.event_id,
-            delivery.endpoint_code,
-            attempts,
-            error,
-        )
+        report.failed += 1
+    report.errors.append(f"{delivery.endpoint_code} {delivery.event.event_id}: {error}")
+    log.warning(
+        "outbox delivery %s to %s failed (attempt %s): %s",
+        delivery.event.event_id,
+        delivery.endpoint_code,
+        attempts,
+        error,
+    )
     # Only the claimant writes the outcome (the lease may have been lost to a slow call).
     OutboxDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING).update(**updates)
 
 
+def _record_delivered(deliveries: list[OutboxDelivery], report: PassReport) -> None:
+    OutboxDelivery.objects.filter(
+        pk__in=[d.pk for d in deliveries], status=DeliveryStatus.PENDING
+    ).update(
+        status=DeliveryStatus.DELIVERED,
+        delivered_at=timezone.now(),
+        last_error="",
+        attempts=F("attempts") + 1,
+        locked_until=None,
+    )
+    report.delivered += len(deliveries)
+
+
 def deliver_pending(
-    *, budget_seconds: float | None = None, batch: int = 200, client: httpx.Client | None = None
+    *, budget_seconds: float | None = None, batch: int = 500, client: httpx.Client | None = None
 ) -> PassReport:
     """Deliver due heads until none is left or the time budget is spent."""
     budget = settings.MES_OUTBOX_PASS_SECONDS if budget_seconds is None else budget_seconds
@@ -129,26 +156,32 @@ def deliver_pending(
     report = PassReport()
     own_client = client is None
     client = client or httpx.Client(timeout=settings.MES_OUTBOX_TIMEOUT, follow_redirects=False)
+    concurrency = settings.MES_OUTBOX_CONCURRENCY
+    # A round must end within its lease even if every call takes its whole timeout, or
+    # another worker would claim the heads again.
+    rounds_in_a_lease = max(
+        1, int(settings.MES_OUTBOX_LEASE_SECONDS // settings.MES_OUTBOX_TIMEOUT)
+    )
+    per_round = min(batch, concurrency * rounds_in_a_lease)
+    calls = ThreadPoolExecutor(max_workers=concurrency)
     try:
         while time.monotonic() < deadline:
             now = timezone.now()
-            heads = _due_heads(now, batch)
+            heads = _due_heads(now, per_round)
             if not heads:
                 break
-            progressed = False
-            for pk in heads:
-                if time.monotonic() >= deadline:
-                    break
-                if not _claim(pk, now):
-                    report.skipped_locked += 1
-                    continue
-                delivery = OutboxDelivery.objects.select_related("endpoint", "event").get(pk=pk)
-                error = _post(client, delivery)
-                _record(delivery, error, report)
-                progressed = progressed or error is None
-            if not progressed:
+            deliveries = _claim(heads, now)
+            report.skipped_locked += len(heads) - len(deliveries)
+            errors = list(calls.map(lambda d: _post(client, d), deliveries))
+            delivered = [d for d, error in zip(deliveries, errors, strict=True) if error is None]
+            _record_delivered(delivered, report)
+            for delivery, error in zip(deliveries, errors, strict=True):
+                if error is not None:
+                    _record_failure(delivery, error, report)
+            if not delivered:
                 break  # everything due failed or was taken: wait for the next pass
     finally:
+        calls.shutdown(wait=True)
         if own_client:
             client.close()
     return report

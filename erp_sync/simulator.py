@@ -46,6 +46,8 @@ class ErpState:
         self.seen: set[str] = set()
         self.duplicates = 0
         self.rejected = 0
+        self.in_flight = 0  # events being handled right now
+        self.most_in_flight = 0  # the most at once, so far
         if state_file and state_file.exists():
             for line in state_file.read_text().splitlines():
                 if line.strip():
@@ -108,6 +110,7 @@ def make_handler(state: ErpState):
                         "applied": list(state.applied),
                         "duplicates": state.duplicates,
                         "rejected": state.rejected,
+                        "most_in_flight": state.most_in_flight,
                     }
                 return self._json(200, body)
             return self._json(404, {"detail": "not here"})
@@ -132,6 +135,16 @@ def make_handler(state: ErpState):
                 event = json.loads(body)
             except ValueError:
                 return self._json(400, {"detail": "not JSON"})
+            with state.lock:
+                state.in_flight += 1
+                state.most_in_flight = max(state.most_in_flight, state.in_flight)
+            try:
+                return self._event(state, key, event)
+            finally:
+                with state.lock:
+                    state.in_flight -= 1
+
+        def _event(self, state: ErpState, key: str, event: dict):
             mode = state.should_fail()
             if mode == "drop":
                 self.close_connection = True

@@ -398,6 +398,9 @@ MES_OUTBOX_BACKOFF_CAP = env_int("MES_OUTBOX_BACKOFF_CAP", 300, minimum=1)
 MES_OUTBOX_MAX_AGE = env_int("MES_OUTBOX_MAX_AGE", 86400, minimum=1)  # then dead letter
 MES_OUTBOX_LEASE_SECONDS = env_int("MES_OUTBOX_LEASE_SECONDS", 30, minimum=1)
 MES_OUTBOX_PASS_SECONDS = env_int("MES_OUTBOX_PASS_SECONDS", 10, minimum=1)
+# POSTs in flight at once per worker (each for a different work order; order per work order
+# is kept): a re-plan that moves a thousand orders reaches the ERP in about a second.
+MES_OUTBOX_CONCURRENCY = env_int("MES_OUTBOX_CONCURRENCY", 8, minimum=1)
 CELERY_BEAT_SCHEDULE["deliver-outbox"] = {
     "task": "erp_sync.tasks.deliver_outbox",
     "schedule": float(env_int("MES_OUTBOX_INTERVAL_SECONDS", 1, minimum=1)),

@@ -44,6 +44,7 @@ from mes.services.common import (
     audit_record,
     share_related,
 )
+from shopfloor.choices import PLC_ACTOR_PREFIX
 
 from . import engine
 
@@ -51,6 +52,15 @@ logger = logging.getLogger(__name__)
 
 SCHEDULED = (WorkOrderStatus.RELEASED, WorkOrderStatus.IN_PROGRESS)
 OWN_ACTIONS = ("reschedule",)  # the scheduler's own audit records do not trigger a plan
+# Nor do the parts PLCs count (a booking pass every few seconds on every running machine):
+# the periodic refresh takes them in. A count entered at a terminal still re-plans at once.
+PLC_COUNTS = Q(action="report_quantity", actor_name__startswith=PLC_ACTOR_PREFIX)
+
+
+def _triggers():
+    return AuditRecord.objects.exclude(action__in=OWN_ACTIONS).exclude(PLC_COUNTS)
+
+
 LEASE = timedelta(minutes=2)  # longer than any re-plan; how long a dead worker blocks
 
 
@@ -420,14 +430,14 @@ def _capacity_key() -> str:
 
 
 def _newest_trigger() -> int:
-    return AuditRecord.objects.exclude(action__in=OWN_ACTIONS).aggregate(m=Max("id"))["m"] or 0
+    return _triggers().aggregate(m=Max("id"))["m"] or 0
 
 
 def describe_triggers(after: int, upto: int, *, limit: int = 3) -> str:
     """What happened between two audit ids, newest first: "M-3 down; WO-1004 rush"."""
     records = list(
-        AuditRecord.objects.filter(id__gt=after, id__lte=upto)
-        .exclude(action__in=OWN_ACTIONS)
+        _triggers()
+        .filter(id__gt=after, id__lte=upto)
         .order_by("-id")
         .values_list("entity_type", "entity_label", "action", "to_state")[: limit + 1]
     )

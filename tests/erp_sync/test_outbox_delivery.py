@@ -85,6 +85,21 @@ def test_events_are_signed_keyed_and_delivered_in_order(endpoint, erp, superviso
     assert types == {"work_order.updated", "confirmation.created"}
 
 
+def test_events_of_different_orders_go_out_at_once_and_each_order_in_turn(
+    endpoint, erp, supervisor, settings
+):
+    """Up to MES_OUTBOX_CONCURRENCY POSTs in flight, never two of one order."""
+    settings.MES_OUTBOX_CONCURRENCY = 4
+    erp.fail_rate, erp.fail_mode, erp.slow_seconds = 1.0, "slow", 0.15  # slow, but in time
+    for i in range(10):
+        wo = make_work_order(actor=supervisor, release=False, number=f"WO-C{i}")
+        services.release_work_order(wo, actor=supervisor)  # a second event of the order
+    report = deliver_pending(budget_seconds=30)
+    assert report.delivered == OutboxDelivery.objects.count() == 20
+    assert _applied_by_aggregate(erp) == _events_by_aggregate()
+    assert 1 < erp.most_in_flight <= 4
+
+
 def test_signature_is_hmac_of_the_raw_body(endpoint, erp, supervisor):
     captured = {}
 
@@ -191,4 +206,9 @@ def test_backoff_is_capped_exponential(settings):
 
 def test_simulator_reports_what_it_applied(erp):
     with urllib.request.urlopen(erp.url.replace("/events", "/received"), timeout=5) as response:
-        assert json.loads(response.read()) == {"applied": [], "duplicates": 0, "rejected": 0}
+        assert json.loads(response.read()) == {
+            "applied": [],
+            "duplicates": 0,
+            "rejected": 0,
+            "most_in_flight": 0,
+        }

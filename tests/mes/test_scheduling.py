@@ -194,6 +194,27 @@ def test_replanning_waits_for_a_change_a_new_machine_or_the_clock(supervisor, se
     assert replan_if_needed(now=now + timedelta(seconds=65)).reason == "the clock moved on"
 
 
+def test_counts_from_plcs_wait_for_the_refresh_and_counts_at_a_terminal_re_plan(
+    supervisor, operator, settings
+):
+    """A booking pass of PLC counts every few seconds on every running machine would re-plan
+    the plant as often; the periodic refresh takes them in."""
+    settings.MES_SCHEDULE_REFRESH_SECONDS = 60
+    wo = make_work_order(actor=supervisor, steps=1)
+    op = services.start_operation(wo.operations.get(), operator=operator)
+    now = timezone.now()
+    assert replan_if_needed(now=now) is not None
+
+    plc = services.Actor.system("plc:M-1")
+    services.report_quantities([services.QuantityReport(op.pk, plc, good=5)])
+    assert replan_if_needed(now=now + timedelta(seconds=5)) is None
+
+    services.report_quantity(op, actor=operator, good=1)
+    woken = replan_if_needed(now=now + timedelta(seconds=6))
+    assert woken is not None and "report quantity" in woken.reason
+    assert replan_if_needed(now=now + timedelta(seconds=70)).reason == "the clock moved on"
+
+
 def test_one_re_plan_at_a_time_and_a_dead_worker_blocks_only_until_its_lease_ends(supervisor):
     wo = make_work_order(actor=supervisor, steps=1)
     now = timezone.now()
