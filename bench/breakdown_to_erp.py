@@ -468,21 +468,15 @@ def settle(children: Children) -> None:
     """The plan caught up with every change, no re-plan running and nothing left to deliver:
     the next breakdown starts from rest."""
     from erp_sync.models import DeliveryStatus, OutboxDelivery
-    from mes.models import AuditRecord, ScheduleState
-    from mes.scheduling.services import OWN_ACTIONS
+    from mes.models import ScheduleState
+    from mes.scheduling.services import newest_trigger
 
     def rest() -> bool:
         plan = ScheduleState.objects.filter(pk=1).first()
-        newest = (
-            AuditRecord.objects.exclude(action__in=OWN_ACTIONS)
-            .order_by("-id")
-            .values_list("id", flat=True)
-            .first()
-        )
         return (
             plan is not None
             and plan.lease_until is None
-            and plan.audit_watermark >= (newest or 0)
+            and plan.audit_watermark >= newest_trigger()
             and not OutboxDelivery.objects.filter(status=DeliveryStatus.PENDING).exists()
         )
 

@@ -19,6 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 import httpx
 from django.conf import settings
@@ -107,6 +108,28 @@ def _post(client: httpx.Client, delivery: OutboxDelivery) -> str | None:
     return f"HTTP {response.status_code}: {response.text[:200]}"
 
 
+class _NotStarted:
+    """A claimed head whose call was not started (its lease or the pass ran out)."""
+
+
+NOT_STARTED = _NotStarted()
+LEASE_MARGIN_SECONDS = 2
+
+
+def _attempt(
+    client: httpx.Client, delivery: OutboxDelivery, *, last_start: float
+) -> str | _NotStarted | None:
+    if time.monotonic() > last_start:
+        return NOT_STARTED
+    return _post(client, delivery)
+
+
+def _release(delivery: OutboxDelivery) -> None:
+    OutboxDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING).update(
+        locked_until=None
+    )
+
+
 def _record_failure(delivery: OutboxDelivery, error: str, report: PassReport) -> None:
     now = timezone.now()
     attempts = delivery.attempts + 1
@@ -157,27 +180,33 @@ def deliver_pending(
     own_client = client is None
     client = client or httpx.Client(timeout=settings.MES_OUTBOX_TIMEOUT, follow_redirects=False)
     concurrency = settings.MES_OUTBOX_CONCURRENCY
-    # A round must end within its lease even if every call takes its whole timeout, or
-    # another worker would claim the heads again.
-    rounds_in_a_lease = max(
-        1, int(settings.MES_OUTBOX_LEASE_SECONDS // settings.MES_OUTBOX_TIMEOUT)
-    )
-    per_round = min(batch, concurrency * rounds_in_a_lease)
     calls = ThreadPoolExecutor(max_workers=concurrency)
     try:
         while time.monotonic() < deadline:
             now = timezone.now()
-            heads = _due_heads(now, per_round)
+            heads = _due_heads(now, batch)
             if not heads:
                 break
             deliveries = _claim(heads, now)
             report.skipped_locked += len(heads) - len(deliveries)
-            errors = list(calls.map(lambda d: _post(client, d), deliveries))
-            delivered = [d for d, error in zip(deliveries, errors, strict=True) if error is None]
+            # No call starts that could still run when the lease ends (another worker could
+            # claim the head again); those not started give their lease back.
+            last_start = min(
+                deadline,
+                time.monotonic()
+                + settings.MES_OUTBOX_LEASE_SECONDS
+                - settings.MES_OUTBOX_TIMEOUT
+                - LEASE_MARGIN_SECONDS,
+            )
+            attempt = partial(_attempt, client, last_start=last_start)
+            outcomes = list(zip(deliveries, calls.map(attempt, deliveries), strict=True))
+            delivered = [d for d, outcome in outcomes if outcome is None]
             _record_delivered(delivered, report)
-            for delivery, error in zip(deliveries, errors, strict=True):
-                if error is not None:
-                    _record_failure(delivery, error, report)
+            for delivery, outcome in outcomes:
+                if outcome is NOT_STARTED:
+                    _release(delivery)
+                elif outcome is not None:
+                    _record_failure(delivery, outcome, report)
             if not delivered:
                 break  # everything due failed or was taken: wait for the next pass
     finally:

@@ -1,6 +1,6 @@
 """Celery tasks of the production domain: thin, they call the services."""
 
-from celery import shared_task
+from celery import current_app, shared_task
 
 from .scheduling.services import replan_if_needed
 
@@ -13,4 +13,7 @@ def replan_schedule() -> dict | None:
     summary = replan_if_needed()
     if summary is None:
         return None
+    if summary.changed:
+        # schedule.changed events are waiting: deliver them now rather than at the next beat.
+        current_app.send_task("erp_sync.tasks.deliver_outbox")
     return {"orders": summary.orders, "changed": summary.changed, "reason": summary.reason}

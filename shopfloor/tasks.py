@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from celery import shared_task
+from celery import current_app, shared_task
 from django.conf import settings
 
 from shopfloor.plc.poller import poller_for
@@ -19,8 +19,13 @@ logger = logging.getLogger("shopfloor.plc")
 def poll_plc_group(group: str) -> None:
     """One beat of a poll group: its devices' cycle (several, for devices polled faster than
     the beat). Runs on the group's queue ``plc.<group>``."""
+    changed = False
     for report in poller_for(group).run_window(settings.MES_PLC_BEAT_MS / 1000):
         logger.debug("PLC group %s cycle: %s", group, report.as_dict())
+        changed = changed or report.state_changes > 0
+    if changed:
+        # A machine stopped or started: re-plan now rather than at the next beat.
+        current_app.send_task("mes.tasks.replan_schedule")
 
 
 @shared_task(name="shopfloor.tasks.book_plc_counts", ignore_result=True)

@@ -429,7 +429,8 @@ def _capacity_key() -> str:
     return hashlib.sha1(repr(list(rows)).encode(), usedforsecurity=False).hexdigest()
 
 
-def _newest_trigger() -> int:
+def newest_trigger() -> int:
+    """The newest audit record that wakes the planner (what a plan is up to date with)."""
     return _triggers().aggregate(m=Max("id"))["m"] or 0
 
 
@@ -461,7 +462,7 @@ def replan_if_needed(*, now: datetime | None = None) -> ReplanSummary | None:
         state, _ = ScheduleState.objects.select_for_update().get_or_create(pk=1)
         if state.lease_until is not None and state.lease_until > now:
             return None  # another worker is planning; what it missed wakes the next check
-        newest, capacity, calendar = _newest_trigger(), _capacity_key(), calendar_fingerprint()
+        newest, capacity, calendar = newest_trigger(), _capacity_key(), calendar_fingerprint()
         stale = state.planned_at is None or now - state.planned_at >= timedelta(
             seconds=settings.MES_SCHEDULE_REFRESH_SECONDS
         )
