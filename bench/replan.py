@@ -119,36 +119,11 @@ def add_orders(routings, count: int, start: int) -> None:
 
 def snapshot() -> tuple[int, int]:
     """What every re-plan must read: the released and in-progress orders with the planning
-    fields of their operations, and the active machines (plain ORM reads, no planning)."""
-    from django.db.models import Prefetch
+    fields of their operations, and the active machines (the scheduler's own reads, no
+    planning)."""
+    from mes.scheduling import services as scheduling
 
-    from mes.choices import WorkOrderStatus
-    from mes.models import Machine, Operation, WorkOrder
-
-    operations = Operation.objects.only(
-        "id",
-        "work_order_id",
-        "sequence",
-        "work_center_id",
-        "machine_id",
-        "status",
-        "setup_seconds",
-        "cycle_seconds",
-        "quantity_good",
-        "planned_start",
-        "planned_end",
-    ).order_by("sequence")
-    orders = list(
-        WorkOrder.objects.filter(status__in=(WorkOrderStatus.RELEASED, WorkOrderStatus.IN_PROGRESS))
-        .only("id", "number", "priority", "due_date", "quantity", "projected_end", "at_risk")
-        .prefetch_related(Prefetch("operations", queryset=operations))
-    )
-    machines = list(
-        Machine.objects.filter(is_active=True)
-        .order_by("pk")
-        .values_list("pk", "work_center_id", "state", "expected_back_at")
-    )
-    return len(orders), len(machines)
+    return len(scheduling._orders()), len(scheduling._machines())
 
 
 def main() -> None:
