@@ -108,26 +108,7 @@ def _post(client: httpx.Client, delivery: OutboxDelivery) -> str | None:
     return f"HTTP {response.status_code}: {response.text[:200]}"
 
 
-class _NotStarted:
-    """A claimed head whose call was not started (its lease or the pass ran out)."""
-
-
-NOT_STARTED = _NotStarted()
-LEASE_MARGIN_SECONDS = 2
-
-
-def _attempt(
-    client: httpx.Client, delivery: OutboxDelivery, *, last_start: float
-) -> str | _NotStarted | None:
-    if time.monotonic() > last_start:
-        return NOT_STARTED
-    return _post(client, delivery)
-
-
-def _release(delivery: OutboxDelivery) -> None:
-    OutboxDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING).update(
-        locked_until=None
-    )
+LEASE_MARGIN_SECONDS = 2  # for the claim and the record around a wave's calls
 
 
 def _record_failure(delivery: OutboxDelivery, error: str, report: PassReport) -> None:
@@ -173,42 +154,41 @@ def _record_delivered(deliveries: list[OutboxDelivery], report: PassReport) -> N
 def deliver_pending(
     *, budget_seconds: float | None = None, batch: int = 500, client: httpx.Client | None = None
 ) -> PassReport:
-    """Deliver due heads until none is left or the time budget is spent."""
+    """Deliver due heads until none is left or the time budget is spent.
+
+    The due heads are claimed in waves of ``MES_OUTBOX_CONCURRENCY`` x k, where k is how many
+    calls of a whole ``MES_OUTBOX_TIMEOUT`` each fit in one lease (at least one): a wave's
+    calls end before its lease even when every one of them times out, so no other worker
+    claims a head that is still being sent."""
     budget = settings.MES_OUTBOX_PASS_SECONDS if budget_seconds is None else budget_seconds
     deadline = time.monotonic() + budget
     report = PassReport()
     own_client = client is None
     client = client or httpx.Client(timeout=settings.MES_OUTBOX_TIMEOUT, follow_redirects=False)
     concurrency = settings.MES_OUTBOX_CONCURRENCY
+    calls_in_a_lease = int(
+        (settings.MES_OUTBOX_LEASE_SECONDS - LEASE_MARGIN_SECONDS) // settings.MES_OUTBOX_TIMEOUT
+    )
+    wave = concurrency * max(1, calls_in_a_lease)
     calls = ThreadPoolExecutor(max_workers=concurrency)
     try:
-        while time.monotonic() < deadline:
-            now = timezone.now()
-            heads = _due_heads(now, batch)
-            if not heads:
-                break
-            deliveries = _claim(heads, now)
-            report.skipped_locked += len(heads) - len(deliveries)
-            # No call starts that could still run when the lease ends (another worker could
-            # claim the head again); those not started give their lease back.
-            last_start = min(
-                deadline,
-                time.monotonic()
-                + settings.MES_OUTBOX_LEASE_SECONDS
-                - settings.MES_OUTBOX_TIMEOUT
-                - LEASE_MARGIN_SECONDS,
-            )
-            attempt = partial(_attempt, client, last_start=last_start)
-            outcomes = list(zip(deliveries, calls.map(attempt, deliveries), strict=True))
-            delivered = [d for d, outcome in outcomes if outcome is None]
-            _record_delivered(delivered, report)
-            for delivery, outcome in outcomes:
-                if outcome is NOT_STARTED:
-                    _release(delivery)
-                elif outcome is not None:
-                    _record_failure(delivery, outcome, report)
-            if not delivered:
-                break  # everything due failed or was taken: wait for the next pass
+        progressed = True
+        while progressed and time.monotonic() < deadline:
+            heads = _due_heads(timezone.now(), batch)
+            progressed = False
+            for start in range(0, len(heads), wave):
+                if time.monotonic() >= deadline:
+                    break
+                deliveries = _claim(heads[start : start + wave], timezone.now())
+                report.skipped_locked += len(heads[start : start + wave]) - len(deliveries)
+                errors = list(calls.map(partial(_post, client), deliveries))
+                delivered = [d for d, error in zip(deliveries, errors, strict=True) if not error]
+                _record_delivered(delivered, report)
+                for delivery, error in zip(deliveries, errors, strict=True):
+                    if error is not None:
+                        _record_failure(delivery, error, report)
+                progressed = progressed or bool(delivered)
+            # Nothing delivered: everything due failed or was taken; wait for the next pass.
     finally:
         calls.shutdown(wait=True)
         if own_client:
