@@ -291,8 +291,7 @@ def fill_plant(orders: int, scenario_path: Path, group: str) -> dict:
     from mes.accounts import create_operator
     from mes.models import Machine, Operation, RoutingStep
     from mes.scheduling import services as scheduling
-    from shopfloor.plc.config import ConnectionSpec
-    from shopfloor.plc.services import configure_connection, save_device_profile
+    from shopfloor.plc.demo import configure_demo_connections
 
     started = time.perf_counter()
     routings = build_plant()
@@ -324,26 +323,7 @@ def fill_plant(orders: int, scenario_path: Path, group: str) -> dict:
             ),
         )
     )
-    from shopfloor.plc.simulator import load_scenario
-
-    scenario = load_scenario(scenario_path)
-    profile = scenario.profiles[PROFILE]
-    save_device_profile(code=PROFILE, name=profile.name, registers=profile.registers)
-    by_code = {m.code: m for m in machines}
-    for simulated in scenario.machines:
-        configure_connection(
-            by_code[simulated.code],
-            spec=ConnectionSpec(
-                host=scenario.host,
-                port=simulated.port,
-                unit_id=simulated.unit_id,
-                poll_interval_ms=scenario.poll_interval_ms,
-                timeout_ms=scenario.timeout_ms,
-                registers=None,
-                profile=PROFILE,
-                group=group,
-            ),
-        )
+    configure_demo_connections(scenario_path, group=group)
     started = time.perf_counter()
     first = scheduling.replan(reason="bench: first plan")
     return {

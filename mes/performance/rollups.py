@@ -66,9 +66,7 @@ def working_time_of(machine_id: int) -> WorkingTime:
 
 
 def _merge(into: dict[Key, oee.Totals], machine_id: int, rows: dict[datetime, oee.Totals]):
-    for start, row in rows.items():
-        key = (machine_id, start)
-        into[key] = into[key] + row if key in into else row
+    merge(into, {(machine_id, start): row for start, row in rows.items()})
 
 
 def add(rows: dict[Key, oee.Totals]) -> None:

@@ -14,10 +14,14 @@ from .simulator import DEMO_SCENARIO, load_scenario
 
 
 def configure_demo_connections(
-    scenario_path: Path | str = DEMO_SCENARIO, *, base_port: int | None = None
+    scenario_path: Path | str = DEMO_SCENARIO,
+    *,
+    base_port: int | None = None,
+    group: str = "default",
 ) -> int:
     """Give every machine the scenario names a connection to its simulated PLC
-    (``manage.py simulate_plcs``). Idempotent; returns how many connections changed."""
+    (``manage.py simulate_plcs``), polled by ``group``. Idempotent; returns how many
+    connections changed."""
     scenario = load_scenario(scenario_path, base_port=base_port)
     changed = 0
     with transaction.atomic():
@@ -38,6 +42,7 @@ def configure_demo_connections(
                 timeout_ms=scenario.timeout_ms,
                 registers=None,
                 profile=profiles[simulated.profile.code].code,
+                group=group,
             )
             changed += configure_connection(machine, spec=spec)
     return changed
