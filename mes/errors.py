@@ -52,6 +52,10 @@ class Conflict(DomainError):
     http_status = 409
 
 
+class AlreadyExists(Conflict):
+    """A record with this key exists (another writer may have created it a moment ago)."""
+
+
 class StaleObject(Conflict):
     """The caller acted on a version that somebody else has changed meanwhile."""
 

@@ -23,7 +23,7 @@ from erp_sync import services as erp_services
 from erp_sync.auth import BearerTokenAuthentication, ErpScope, IntegratorScope, MasterDataScope
 from erp_sync.models import ErpEndpoint
 from mes import masterdata, services
-from mes.errors import NotFound, StaleObject
+from mes.errors import AlreadyExists, NotFound, StaleObject
 from mes.formats import iso_utc
 from mes.models import Area, Machine, Product, Routing, Site, WorkCenter, WorkOrder
 from mes.performance import selectors as performance
@@ -216,9 +216,10 @@ class WorkOrderDetailView(ApiView):
         try:
             with transaction.atomic():
                 created = self._upsert(request, number, body, product, routing, actor)
-        except IntegrityError:
-            # Two first deliveries of the same order raced and the other one created it:
-            # this one is an update (most likely "unchanged") of what the other wrote.
+        except (IntegrityError, AlreadyExists):
+            # Two first deliveries of the same order raced and the other one created it
+            # (after this one looked, before or while it inserted): this one is an update
+            # (most likely "unchanged") of what the other wrote.
             with transaction.atomic():
                 created = self._upsert(request, number, body, product, routing, actor)
         wo, text = _represent(number)

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ..choices import EntityType, Priority
-from ..errors import Conflict, InvalidTransition, ValidationFailed
+from ..errors import AlreadyExists, Conflict, InvalidTransition, ValidationFailed
 from ..formats import display_quantity
 from ..models import CODE_VALIDATOR, Operation, Product, Routing, WorkOrder
 from ..quality.plans import copy_checks
@@ -89,7 +89,9 @@ def create_work_order(
     routing = _resolve_routing(product, routing)
     with transaction.atomic():
         if WorkOrder.objects.filter(number=number).exists():
-            raise Conflict(f"Work order {number} already exists.", errors={"number": ["Taken."]})
+            raise AlreadyExists(
+                f"Work order {number} already exists.", errors={"number": ["Taken."]}
+            )
         wo = WorkOrder.objects.create(
             number=number,
             product=product,
