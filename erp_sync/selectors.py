@@ -160,7 +160,7 @@ def _check_data(c) -> dict:
 
 
 def machines_data(machines: list[Machine]) -> list[dict]:
-    from shopfloor.plc.selectors import plc_blocks
+    from shopfloor.plc.selectors import connectivity
 
     ids = [m.pk for m in machines]
     current: dict[int, Operation] = {}
@@ -172,7 +172,7 @@ def machines_data(machines: list[Machine]) -> list[dict]:
         .order_by("-status", "-updated_at")  # running before paused
     ):
         current.setdefault(op.machine_id, op)
-    plc = plc_blocks(machines)
+    plc, connections = connectivity(machines)
     out = []
     for machine in machines:
         op = current.get(machine.pk)
@@ -194,6 +194,7 @@ def machines_data(machines: list[Machine]) -> list[dict]:
                 if op
                 else None,
                 "plc": plc.get(machine.pk),
+                "connection": connections[machine.pk],
             }
         )
     return out

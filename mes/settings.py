@@ -359,9 +359,31 @@ SPECTACULAR_SETTINGS = {
         "The v1 contract between ERPs and the MES: work orders, production confirmations, "
         "machines and master data. Authenticate with `Authorization: Bearer <token>` "
         "(`python manage.py create_api_client NAME --scope erp|integrator`). Every 4xx body "
-        'is `{"code", "detail", "errors"}`.'
+        'is `{"code", "detail", "errors"}`. The events the MES POSTs to the ERP are under '
+        "`webhooks`. Enumerations may gain values within v1: accept values you do not know; "
+        "a field left out of a PUT never deletes anything (for machines: leave `connection` "
+        "out to keep it, send `null` to remove it)."
     ),
-    "VERSION": "1.0.0",
+    # Raised whenever the document changes (additively within v1): 1.1.0 added machines'
+    # connection, the webhooks, declared limits and the error code enumeration.
+    "VERSION": "1.1.0",
+    # 3.1: null is a type (3.0's allOf + nullable rejects real nulls in strict tools), and
+    # the outbound events are described as webhooks.
+    "OAS_VERSION": "3.1.0",
+    "SERVERS": [{"url": "/", "description": "This MES (the host that serves this schema)"}],
+    "WEBHOOKS": [
+        f"erp_sync.api.schema.{name}_WEBHOOK"
+        for name in (
+            "WORK_ORDER_UPDATED",
+            "CONFIRMATION_CREATED",
+            "SCHEDULE_CHANGED",
+            "QUALITY_NONCONFORMANCE",
+        )
+    ],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "erp_sync.api.schema.postprocess",
+    ],
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
@@ -378,6 +400,7 @@ SPECTACULAR_SETTINGS = {
         "DispositionEnum": "mes.quality.choices.Disposition.values",
         "NonconformanceStatusEnum": "mes.quality.choices.NonconformanceStatus.values",
         "VerdictEnum": "mes.quality.choices.Verdict.values",
+        "ErrorCodeEnum": "erp_sync.api.serializers.ERROR_CODES",
     },
 }
 

@@ -7,16 +7,52 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from django.core.validators import RegexValidator
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from erp_sync.models import EventType
 from mes.choices import MachineState, OperationStatus, Priority, WorkOrderStatus
-from shopfloor.plc.config import POLL_INTERVAL_MS, TIMEOUT_MS
+from shopfloor.plc.config import GROUP_RE, HOST_RE, POLL_INTERVAL_MS, TIMEOUT_MS
 
 CODE_REGEX = r"^[A-Za-z0-9._-]{1,64}$"
-CODE_FIELD = {"max_length": 64}
+CODE_MESSAGE = "Use 1-64 letters, digits, dots, underscores or hyphens."
+# \A and \Z: Python's $ would let a trailing newline through; the schema shows ^ and $.
+CODE_VALIDATOR = RegexValidator(r"\A[A-Za-z0-9._-]{1,64}\Z", CODE_MESSAGE)
+CODE_FIELD = {"max_length": 64, "validators": [CODE_VALIDATOR]}
+# Every code the API answers with in Error.code. Clients must accept codes they do not know
+# yet (the list grows, additively): treat an unknown 4xx code as its HTTP status.
+ERROR_CODES = [
+    "invalid",
+    "unknown_product",
+    "unknown_routing",
+    "unknown_work_center",
+    "unknown_area",
+    "unknown_site",
+    "not_found",
+    "conflict",
+    "invalid_transition",
+    "precondition_failed",
+    "not_authenticated",
+    "permission_denied",
+    "method_not_allowed",
+    "not_acceptable",
+    "unsupported_media_type",
+    "throttled",
+    "server_error",
+]
+
+
+class ExactDecimalField(serializers.DecimalField):
+    """A decimal sent as a JSON number. The schema declares its bounds and, for requests,
+    ``multipleOf`` 10^-decimal_places, so that a client can check a value before sending
+    (``erp_sync.api.schema.ExactDecimalExtension``)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("coerce_to_string", False)
+        super().__init__(**kwargs)
 
 
 class AwareDateTimeField(serializers.DateTimeField):
@@ -39,11 +75,10 @@ class AwareDateTimeField(serializers.DateTimeField):
 
 
 class ErrorSerializer(serializers.Serializer):
-    code = serializers.CharField(
-        help_text="Machine-readable: invalid, unknown_product, unknown_routing, "
-        "unknown_work_center, unknown_area, unknown_site, not_found, conflict, "
-        "invalid_transition, precondition_failed, not_authenticated, permission_denied, "
-        "method_not_allowed, unsupported_media_type, throttled."
+    code = serializers.ChoiceField(
+        choices=ERROR_CODES,
+        help_text="Machine-readable. New codes may be added: treat a code you do not know "
+        "by the HTTP status.",
     )
     detail = serializers.CharField(help_text="A human message.")
     errors = serializers.DictField(
@@ -57,9 +92,7 @@ class ErrorSerializer(serializers.Serializer):
 
 class WorkOrderPutSerializer(serializers.Serializer):
     product = serializers.CharField(**CODE_FIELD)
-    quantity = serializers.DecimalField(
-        max_digits=14, decimal_places=3, min_value=Decimal("0.001"), coerce_to_string=False
-    )
+    quantity = ExactDecimalField(max_digits=14, decimal_places=3, min_value=Decimal("0.001"))
     due_date = AwareDateTimeField()
     priority = serializers.ChoiceField(choices=Priority.values, default=Priority.NORMAL)
     routing = serializers.CharField(
@@ -223,7 +256,6 @@ SPEC_NUMBER = {
     "required": False,
     "allow_null": True,
     "default": None,
-    "coerce_to_string": False,
 }
 
 
@@ -236,9 +268,9 @@ class CheckSerializer(serializers.Serializer):
         choices=["variable", "attribute"],
         help_text="`variable`: a measured value against spec limits; `attribute`: pass/fail.",
     )
-    nominal = serializers.DecimalField(**SPEC_NUMBER)
-    lower_limit = serializers.DecimalField(**SPEC_NUMBER)
-    upper_limit = serializers.DecimalField(**SPEC_NUMBER)
+    nominal = ExactDecimalField(**SPEC_NUMBER)
+    lower_limit = ExactDecimalField(**SPEC_NUMBER)
+    upper_limit = ExactDecimalField(**SPEC_NUMBER)
     unit = serializers.CharField(max_length=16, required=False, allow_blank=True, default="")
     decimals = serializers.IntegerField(min_value=0, max_value=6, default=2)
     defect_codes = serializers.ListField(
@@ -284,12 +316,8 @@ class RoutingStepSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     work_center = serializers.CharField(**CODE_FIELD)
     setup_seconds = serializers.IntegerField(min_value=0, max_value=2_000_000_000, default=0)
-    cycle_seconds = serializers.DecimalField(
-        max_digits=10,
-        decimal_places=3,
-        min_value=Decimal(0),
-        default=Decimal(0),
-        coerce_to_string=False,
+    cycle_seconds = ExactDecimalField(
+        max_digits=10, decimal_places=3, min_value=Decimal(0), default=Decimal(0)
     )
     instructions = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=20000
@@ -314,51 +342,137 @@ class RoutingSerializer(serializers.Serializer):
 # --- Machines ---------------------------------------------------------------------------------
 
 
+# The connection is validated by the PLC layer's own parser (shopfloor.plc.config, the same
+# code the admin uses); these classes describe it in the schema, with the parser's bounds.
+
+PLC_STATES = ["running", "idle", "down", "setup"]
+
+
 class RegisterSerializer(serializers.Serializer):
     table = serializers.ChoiceField(choices=["holding", "input"])
     address = serializers.IntegerField(min_value=0, max_value=65535)
 
 
 class CounterRegisterSerializer(RegisterSerializer):
-    words = serializers.ChoiceField(choices=[1, 2], default=1)
-    word_order = serializers.ChoiceField(choices=["big", "little"], default="big")
+    words = serializers.ChoiceField(
+        choices=[1, 2], default=1, help_text="1: a 16-bit counter; 2: 32 bits in two registers."
+    )
+    word_order = serializers.ChoiceField(
+        choices=["big", "little"], default="big", help_text="big: the high word first."
+    )
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        # 0-65535 without leading zeros, as the parser takes them.
+        "propertyNames": {
+            "pattern": r"^(0|[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}"
+            r"|655[0-2][0-9]|6553[0-5])$"
+        },
+        "additionalProperties": {"type": "string", "enum": PLC_STATES},
+        "minProperties": 1,
+        "description": "PLC state code (0-65535, as a string key) to MES state, e.g. "
+        '{"1": "running", "2": "idle"}.',
+    }
+)
+class StateMapField(serializers.DictField):
+    pass
 
 
 class RegistersSerializer(serializers.Serializer):
     state = RegisterSerializer()
-    state_map = serializers.DictField(
-        child=serializers.ChoiceField(choices=["running", "idle", "down", "setup"]),
-        help_text='PLC state code (as a string key) to MES state, e.g. {"1": "running"}.',
-    )
+    state_map = StateMapField()
     good_count = CounterRegisterSerializer()
-    scrap_count = CounterRegisterSerializer(required=False)
+    scrap_count = CounterRegisterSerializer(
+        required=False, allow_null=True, help_text="Optional; null or left out: none."
+    )
 
 
 class ConnectionSerializer(serializers.Serializer):
-    protocol = serializers.ChoiceField(choices=["modbus_tcp"])
-    host = serializers.CharField(max_length=255)
+    """A machine's Modbus TCP connection, as PUT and as GET returns it: what a GET returns
+    can be sent back unchanged."""
+
+    protocol = serializers.ChoiceField(choices=["modbus_tcp"], default="modbus_tcp")
+    host = serializers.RegexField(
+        HOST_RE.pattern,
+        max_length=253,
+        help_text="A host name or an IP address.",
+    )
     port = serializers.IntegerField(min_value=1, max_value=65535, default=502)
     unit_id = serializers.IntegerField(min_value=0, max_value=255, default=1)
-    # The same bounds the poller validates with (shopfloor.plc.config).
     poll_interval_ms = serializers.IntegerField(
         min_value=POLL_INTERVAL_MS[0], max_value=POLL_INTERVAL_MS[1], default=1000
     )
     timeout_ms = serializers.IntegerField(
         min_value=TIMEOUT_MS[0], max_value=TIMEOUT_MS[1], default=500
     )
-    registers = RegistersSerializer()
+    registers = RegistersSerializer(
+        required=False,
+        allow_null=True,
+        help_text="The register map. Required unless `profile` names a device profile; "
+        "given with a profile, it must equal the profile's map (GET returns the profile's "
+        "map here, so a GET can be sent back).",
+    )
+    state_map = StateMapField(
+        required=False,
+        help_text="Also accepted here, beside `registers` (the contract places it inside). "
+        "Never returned here.",
+    )
+    profile = serializers.RegexField(
+        CODE_REGEX,
+        required=False,
+        allow_null=True,
+        help_text="The code of a device profile whose register map this machine shares "
+        "(set up in the admin). Addition to the contract.",
+    )
+    group = serializers.RegexField(
+        GROUP_RE.pattern,
+        default="default",
+        help_text="The poll group (Celery queue `plc.<group>`); one of the plant's "
+        "MES_PLC_GROUPS. Addition to the contract.",
+    )
+    enabled = serializers.BooleanField(
+        required=False,
+        help_text="false keeps the connection but stops polling it. Left out: a new "
+        "connection is enabled and an existing one keeps its setting. Addition to the "
+        "contract.",
+    )
+
+
+@extend_schema_field(ConnectionSerializer)
+class ConnectionField(serializers.JSONField):
+    """Passed through as JSON-decoded: ``shopfloor.plc.config.parse_connection`` validates
+    it and names each bad field (``connection.registers.state.table``)."""
 
 
 class MachinePutSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     work_center = serializers.CharField(**CODE_FIELD)
-    connection = serializers.JSONField(
+    connection = ConnectionField(
         required=False,
         allow_null=True,
-        default=None,
-        help_text="null for a machine without PLC, or a Modbus TCP connection "
-        "(see ConnectionSerializer).",
+        help_text="The machine's PLC connection. Left out: the connection stays as it is "
+        "(a rename never disconnects a machine). `null`: the machine has no PLC (an "
+        "existing connection is removed).",
     )
+
+
+class ConnectionOutSerializer(ConnectionSerializer):
+    """The connection as GET returns it: every field present."""
+
+    protocol = serializers.ChoiceField(choices=["modbus_tcp"])
+    port = serializers.IntegerField(min_value=1, max_value=65535)
+    unit_id = serializers.IntegerField(min_value=0, max_value=255)
+    poll_interval_ms = serializers.IntegerField(
+        min_value=POLL_INTERVAL_MS[0], max_value=POLL_INTERVAL_MS[1]
+    )
+    timeout_ms = serializers.IntegerField(min_value=TIMEOUT_MS[0], max_value=TIMEOUT_MS[1])
+    registers = RegistersSerializer(help_text="The effective register map (the profile's).")
+    state_map = None
+    profile = serializers.CharField(allow_null=True)
+    group = serializers.CharField()
+    enabled = serializers.BooleanField()
 
 
 class PlcSerializer(serializers.Serializer):
@@ -380,6 +494,11 @@ class MachineSerializer(serializers.Serializer):
     state_since = serializers.DateTimeField()
     current_operation = MachineCurrentOperationSerializer(allow_null=True)
     plc = PlcSerializer(allow_null=True)
+    connection = ConnectionOutSerializer(
+        allow_null=True,
+        help_text="The PLC connection in the shape PUT takes (null without one): send it "
+        "back unchanged to keep it. Addition to the contract.",
+    )
 
 
 # --- ERP endpoints ----------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""The v1 REST API (../shared/erp-api-contract.md). Views parse with an input serializer,
-authorise by scope, call a service or selector, and render plain data."""
+"""The v1 REST API (published as OpenAPI 3.1 at /api/v1/schema/). Views parse with an
+input serializer, authorise by scope, call a service or selector, and render plain data."""
 
 from __future__ import annotations
 
@@ -40,6 +40,9 @@ ERRORS = {
     403: OpenApiResponse(s.ErrorSerializer, description="permission_denied"),
     404: OpenApiResponse(s.ErrorSerializer, description="not_found"),
     405: OpenApiResponse(s.ErrorSerializer, description="method_not_allowed"),
+    406: OpenApiResponse(
+        s.ErrorSerializer, description="not_acceptable (the API answers application/json)"
+    ),
     415: OpenApiResponse(s.ErrorSerializer, description="unsupported_media_type"),
     429: OpenApiResponse(s.ErrorSerializer, description="throttled"),
 }
@@ -60,15 +63,20 @@ IF_NONE_MATCH = OpenApiParameter(
     required=False,
     description="Answer 304 when the order's ETag is this.",
 )
-CODE_RE = re.compile(s.CODE_REGEX)
-CODE_PATH = OpenApiParameter(
-    "code", OpenApiTypes.STR, OpenApiParameter.PATH, pattern=s.CODE_REGEX[1:-1]
+ETAG = OpenApiParameter(
+    "ETag",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    response=[200, 201, 304],
+    description="The order's version, for If-Match and If-None-Match.",
 )
+CODE_RE = re.compile(r"\A[A-Za-z0-9._-]{1,64}\Z")
+CODE_PATH = OpenApiParameter("code", OpenApiTypes.STR, OpenApiParameter.PATH, pattern=s.CODE_REGEX)
 NUMBER_PATH = OpenApiParameter(
     "number",
     OpenApiTypes.STR,
     OpenApiParameter.PATH,
-    pattern=s.CODE_REGEX[1:-1],
+    pattern=s.CODE_REGEX,
     description="The ERP's work order number.",
 )
 
@@ -179,10 +187,10 @@ class WorkOrderDetailView(ApiView):
 
     @extend_schema(
         operation_id="work_orders_retrieve",
-        parameters=[NUMBER_PATH, IF_NONE_MATCH],
+        parameters=[NUMBER_PATH, IF_NONE_MATCH, ETAG],
         responses={
             200: s.WorkOrderSerializer,
-            304: OpenApiResponse(description="Not modified"),
+            304: OpenApiResponse(description="Not modified: the ETag in If-None-Match is current."),
             **ERRORS,
         },
     )
@@ -195,7 +203,7 @@ class WorkOrderDetailView(ApiView):
 
     @extend_schema(
         operation_id="work_orders_put",
-        parameters=[NUMBER_PATH, IF_MATCH],
+        parameters=[NUMBER_PATH, IF_MATCH, ETAG],
         request=s.WorkOrderPutSerializer,
         responses={
             200: s.WorkOrderSerializer,
@@ -271,7 +279,7 @@ def transition_view(name: str, service, body_serializer=s.ReasonSerializer):
 
         @extend_schema(
             operation_id=f"work_orders_{name}",
-            parameters=[NUMBER_PATH, IF_MATCH],
+            parameters=[NUMBER_PATH, IF_MATCH, ETAG],
             request=body_serializer,
             responses={200: s.WorkOrderSerializer, **ERRORS, **TRANSITION, **PRECONDITION},
         )
@@ -577,23 +585,12 @@ class MachineViews(_MasterDataView):
         return api_selectors.machines_data(rows)
 
     def upsert(self, code, body):
-        connection = body.get("connection")
-        if connection is not None:
-            connection = self.parse_connection(connection)
         obj, created, changed = masterdata.upsert_machine(
             code, name=body["name"], work_center=body["work_center"]
         )
-        changed = erp_services.set_machine_connection(obj, connection) or changed
+        if "connection" in body:  # left out: the connection stays as it is
+            changed = erp_services.set_machine_connection(obj, body["connection"]) or changed
         return obj, created, changed
-
-    @staticmethod
-    def parse_connection(data) -> dict:
-        serializer = s.ConnectionSerializer(data=data)
-        if not serializer.is_valid():
-            from rest_framework.exceptions import ValidationError
-
-            raise ValidationError({"connection": serializer.errors})
-        return dict(serializer.validated_data)
 
 
 sites = master_views("sites", SiteViews, s.SiteSerializer)

@@ -4,8 +4,10 @@ Pure: no Django. Profiles are referred to by code here; the services resolve the
 
 Beyond the contract (additions, all optional): ``profile`` (the code of a device profile
 whose register map the machine shares), ``group`` (the poll group, i.e. the Celery queue
-``plc.<group>``), and ``state_map`` beside ``registers`` (the contract places it inside
-``registers``; both spellings are accepted, the representation uses the contract's).
+``plc.<group>``), ``enabled`` (false keeps the connection without polling it; left out, an
+existing connection keeps its setting), and ``state_map`` beside ``registers`` (the contract
+places it inside ``registers``; both spellings are accepted, the representation uses the
+contract's).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ CONNECTION_KEYS = (
     "state_map",
     "profile",
     "group",
+    "enabled",
 )
 DEFAULTS = {"port": 502, "unit_id": 1, "poll_interval_ms": 1000, "timeout_ms": 500}
 POLL_INTERVAL_MS = (100, 3_600_000)
@@ -55,6 +58,8 @@ class ConnectionSpec:
     registers: RegisterMap | None
     profile: str | None = None
     group: str = "default"
+    # None: a new connection is enabled, an existing one keeps its setting.
+    enabled: bool | None = None
 
 
 def _merge_state_map(data: Mapping[str, Any], path: str, errors: FieldErrors) -> Any:
@@ -103,6 +108,9 @@ def parse_connection(
         errors.add(f"{path}.group", "Lower-case letters, digits, - and _ (at most 32).")
     elif group not in groups:
         errors.add(f"{path}.group", f"Unknown poll group; configured: {', '.join(groups)}.")
+    enabled = data.get("enabled")
+    if enabled is not None and not isinstance(enabled, bool):
+        errors.add(f"{path}.enabled", "Must be true or false.")
     registers_data = _merge_state_map(data, path, errors)
     registers = None
     if registers_data is not None:
@@ -126,4 +134,5 @@ def parse_connection(
         registers=registers,
         profile=profile,
         group=group,
+        enabled=enabled,
     )

@@ -18,45 +18,51 @@ def plc_blocks(machines: Sequence[Machine]) -> dict[int, dict[str, Any] | None]:
     """The contract's ``plc`` block for each machine id, in one query: ``None`` for a machine
     without a connection, else ``{"last_read_at", "last_error", "good_count",
     "scrap_count"}`` with the counters as the PLC's raw decoded values (for commissioning)."""
-    ids = [m.pk for m in machines]
-    blocks: dict[int, dict[str, Any] | None] = dict.fromkeys(ids)
-    if not ids:
-        return blocks
-    rows = MachineConnection.objects.filter(machine_id__in=ids).values_list(
-        "machine_id",
-        "machine__plc_status__last_read_at",
-        "machine__plc_status__last_error",
-        "machine__plc_status__good_raw",
-        "machine__plc_status__scrap_raw",
-    )
-    for machine_id, last_read_at, last_error, good, scrap in rows:
-        blocks[machine_id] = {
-            "last_read_at": iso_utc(last_read_at),
-            "last_error": last_error or None,
-            "good_count": good,
-            "scrap_count": scrap,
-        }
-    return blocks
+    return connectivity(machines)[0]
 
 
 def connection_representation(machine: Machine) -> dict[str, Any] | None:
     """The machine's connection in the shape of the PUT body (``None`` without one), so that
     a GET can be sent back unchanged. ``registers`` is the effective map (the profile's when
-    the machine uses one); ``profile`` and ``group`` are additions to the contract."""
-    conn = MachineConnection.objects.select_related("profile").filter(machine=machine).first()
-    if conn is None:
-        return None
-    return {
-        "protocol": PROTOCOL,
-        "host": conn.host,
-        "port": conn.port,
-        "unit_id": conn.unit_id,
-        "poll_interval_ms": conn.poll_interval_ms,
-        "timeout_ms": conn.timeout_ms,
-        "registers": conn.effective_register_map(),
-        "profile": conn.profile.code if conn.profile_id else None,
-        "group": conn.group,
-    }
+    the machine uses one); ``profile``, ``group`` and ``enabled`` are additions to the
+    contract."""
+    return connectivity([machine])[1][machine.pk]
+
+
+Blocks = dict[int, dict[str, Any] | None]
+
+
+def connectivity(machines: Sequence[Machine]) -> tuple[Blocks, Blocks]:
+    """``(plc blocks, connections)`` by machine id, from one query."""
+    ids = [m.pk for m in machines]
+    blocks: Blocks = dict.fromkeys(ids)
+    connections: Blocks = dict.fromkeys(ids)
+    if not ids:
+        return blocks, connections
+    rows = MachineConnection.objects.select_related("profile", "machine__plc_status").filter(
+        machine_id__in=ids
+    )
+    for conn in rows:
+        status = getattr(conn.machine, "plc_status", None)
+        blocks[conn.machine_id] = {
+            "last_read_at": iso_utc(status.last_read_at) if status else None,
+            "last_error": (status.last_error or None) if status else None,
+            "good_count": status.good_raw if status else None,
+            "scrap_count": status.scrap_raw if status else None,
+        }
+        connections[conn.machine_id] = {
+            "protocol": PROTOCOL,
+            "host": conn.host,
+            "port": conn.port,
+            "unit_id": conn.unit_id,
+            "poll_interval_ms": conn.poll_interval_ms,
+            "timeout_ms": conn.timeout_ms,
+            "registers": conn.effective_register_map(),
+            "profile": conn.profile.code if conn.profile_id else None,
+            "group": conn.group,
+            "enabled": conn.enabled,
+        }
+    return blocks, connections
 
 
 def state_timeline(

@@ -129,13 +129,20 @@ def _resolve_registers(spec: ConnectionSpec) -> tuple[DeviceProfile | None, dict
     return profile, profile.register_map
 
 
-def configure_connection(machine: Machine, *, spec: ConnectionSpec, enabled: bool = True) -> bool:
+def configure_connection(
+    machine: Machine, *, spec: ConnectionSpec, enabled: bool | None = None
+) -> bool:
     """Create or change a machine's PLC connection. Returns False when nothing changed.
-    Raw counter values are forgotten when the counters now mean something else."""
+    Raw counter values are forgotten when the counters now mean something else.
+
+    ``enabled`` (else ``spec.enabled``): None enables a new connection and leaves an
+    existing one as it is."""
+    if enabled is None:
+        enabled = spec.enabled
     with transaction.atomic():
         Machine.objects.select_for_update().filter(pk=machine.pk).first()
         profile, register_map = _resolve_registers(spec)
-        values = {
+        values: dict[str, Any] = {
             "host": spec.host,
             "port": spec.port,
             "unit_id": spec.unit_id,
@@ -153,6 +160,11 @@ def configure_connection(machine: Machine, *, spec: ConnectionSpec, enabled: boo
             .first()
         )
         PlcStatus.objects.get_or_create(machine=machine)
+        if enabled is None:
+            if current is None:
+                values["enabled"] = True
+            else:
+                del values["enabled"]
         if current is None:
             MachineConnection.objects.create(machine=machine, **values)
             _rebaseline([machine.pk], good=True, scrap=True)

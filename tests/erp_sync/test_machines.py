@@ -19,7 +19,16 @@ from tests.factories import (
 from .helpers import API, CURRENT_OPERATION_KEYS, assert_error, walk
 
 pytestmark = pytest.mark.django_db
-MACHINE_KEYS = {"code", "name", "work_center", "state", "state_since", "current_operation", "plc"}
+MACHINE_KEYS = {
+    "code",
+    "name",
+    "work_center",
+    "state",
+    "state_since",
+    "current_operation",
+    "plc",
+    "connection",
+}
 PLC_KEYS = {"last_read_at", "last_error", "good_count", "scrap_count"}
 CONNECTION = {
     "protocol": "modbus_tcp",
@@ -64,6 +73,7 @@ def test_get_one_machine_without_a_connection(erp_client, center):
         "state_since": iso_utc(machine.state_since),
         "current_operation": None,
         "plc": None,
+        "connection": None,
     }
 
 
@@ -162,10 +172,119 @@ def test_put_with_connection_null_removes_it(integrator_client, center):
     assert not MachineConnection.objects.filter(machine__code="M-P").exists()
 
 
+def test_get_returns_the_connection_as_put_takes_it(erp_client, integrator_client, center):
+    put(integrator_client, "M-P", {"name": "P", "work_center": "PRESS", "connection": CONNECTION})
+
+    connection = erp_client.get(url("M-P")).json()["connection"]
+
+    assert connection == {**CONNECTION, "profile": None, "group": "default", "enabled": True}
+    listed = erp_client.get(url()).json()["results"]
+    assert [row["connection"] for row in listed if row["code"] == "M-P"] == [connection]
+
+
+def test_a_rename_without_connection_keeps_it(erp_client, integrator_client, center):
+    """A generated client leaves optional fields out: a rename must not disconnect the PLC."""
+    put(integrator_client, "M-P", {"name": "P", "work_center": "PRESS", "connection": CONNECTION})
+    conn = MachineConnection.objects.get(machine__code="M-P")
+
+    response = put(integrator_client, "M-P", {"name": "Press P (hall B)", "work_center": "PRESS"})
+
+    assert response.status_code == 200, response.content
+    assert response.json()["name"] == "Press P (hall B)"
+    assert response.json()["plc"] is not None
+    assert response.json()["connection"]["host"] == "127.0.0.1"
+    kept = MachineConnection.objects.get(machine__code="M-P")
+    assert (kept.pk, kept.updated_at) == (conn.pk, conn.updated_at)
+
+
+def test_what_get_returns_can_be_sent_back_unchanged(erp_client, integrator_client, center):
+    put(integrator_client, "M-P", {"name": "P", "work_center": "PRESS", "connection": CONNECTION})
+    MachineConnection.objects.filter(machine__code="M-P").update(enabled=False)
+    before = MachineConnection.objects.get(machine__code="M-P")
+    got = erp_client.get(url("M-P")).json()
+
+    body = {"name": "Renamed", "work_center": got["work_center"], "connection": got["connection"]}
+    response = put(integrator_client, "M-P", body)
+
+    assert response.status_code == 200, response.content
+    after = MachineConnection.objects.get(machine__code="M-P")
+    assert after.updated_at == before.updated_at  # nothing about the connection changed
+    assert after.enabled is False  # a disabled connection is not switched back on
+    assert response.json()["connection"] == got["connection"]
+
+
+def test_enabled_left_out_keeps_the_setting_and_false_stops_polling(integrator_client, center):
+    put(integrator_client, "M-P", {"name": "P", "work_center": "PRESS", "connection": CONNECTION})
+
+    off = put(
+        integrator_client,
+        "M-P",
+        {"name": "P", "work_center": "PRESS", "connection": {**CONNECTION, "enabled": False}},
+    )
+    moved = put(
+        integrator_client,
+        "M-P",
+        {"name": "P", "work_center": "PRESS", "connection": {**CONNECTION, "port": 5021}},
+    )
+
+    assert off.json()["connection"]["enabled"] is False
+    assert moved.json()["connection"]["enabled"] is False
+    assert moved.json()["connection"]["port"] == 5021
+    assert MachineConnection.objects.get(machine__code="M-P").enabled is False
+
+
+def test_a_profile_alone_and_a_group_are_accepted_as_the_readme_says(
+    integrator_client, center, settings
+):
+    from shopfloor.plc.services import save_device_profile
+
+    settings.MES_PLC_GROUPS = ["default", "hall-b"]
+    save_device_profile(code="PRESS-S7", name="S7 press", registers=CONNECTION["registers"])
+    connection = {k: v for k, v in CONNECTION.items() if k != "registers"}
+
+    response = put(
+        integrator_client,
+        "M-P",
+        {
+            "name": "P",
+            "work_center": "PRESS",
+            "connection": {**connection, "profile": "PRESS-S7", "group": "hall-b"},
+        },
+    )
+
+    assert response.status_code == 201, response.content
+    shown = response.json()["connection"]
+    assert (shown["profile"], shown["group"]) == ("PRESS-S7", "hall-b")
+    assert shown["registers"] == CONNECTION["registers"]
+    conn = MachineConnection.objects.get(machine__code="M-P")
+    assert (conn.profile.code, conn.group) == ("PRESS-S7", "hall-b")
+    assert conn.register_map is None  # the machine shares the profile's map
+
+
+def test_state_map_beside_registers_is_accepted(integrator_client, center):
+    registers = {k: v for k, v in CONNECTION["registers"].items() if k != "state_map"}
+    connection = {
+        **CONNECTION,
+        "registers": registers,
+        "state_map": CONNECTION["registers"]["state_map"],
+    }
+
+    response = put(
+        integrator_client, "M-P", {"name": "P", "work_center": "PRESS", "connection": connection}
+    )
+
+    assert response.status_code == 201, response.content
+    assert response.json()["connection"]["registers"] == CONNECTION["registers"]
+
+
 @pytest.mark.parametrize(
     "change,field",
     [
         ({"protocol": "profinet"}, "connection.protocol"),
+        ({"group": "nowhere"}, "connection.group"),
+        ({"profile": "NO-SUCH"}, "connection.profile"),
+        ({"enabled": "yes"}, "connection.enabled"),
+        ({"relase": True}, "connection.relase"),
         ({"port": 0}, "connection.port"),
         ({"host": ""}, "connection.host"),
         (
