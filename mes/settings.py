@@ -360,9 +360,11 @@ SPECTACULAR_SETTINGS = {
         "machines and master data. Authenticate with `Authorization: Bearer <token>` "
         "(`python manage.py create_api_client NAME --scope erp|integrator`). Every 4xx body "
         'is `{"code", "detail", "errors"}`. The events the MES POSTs to the ERP are under '
-        "`webhooks`. Enumerations may gain values within v1: accept values you do not know; "
-        "a field left out of a PUT never deletes anything (for machines: leave `connection` "
-        "out to keep it, send `null` to remove it)."
+        "`webhooks`. Enumerations may gain values within v1: accept values you do not know. "
+        "A machine PUT that leaves `connection` out keeps the PLC connection (`null` removes "
+        "it), and inside `connection` what is left out of `registers`, `profile`, `group` and "
+        "`enabled` stays as it is. Elsewhere a PUT replaces the resource: a field left out "
+        "takes its documented default."
     ),
     # Raised whenever the document changes (additively within v1): 1.1.0 added machines'
     # connection, the webhooks, declared limits and the error code enumeration.

@@ -186,17 +186,58 @@ EXTENSIBLE = (
 )
 
 
+# Limits a server enforces on what it is sent. A response shows what is stored, and data
+# entered in the admin may lie outside an API limit (a longer instruction text, say): a
+# response schema declares shapes and types, not these.
+REQUEST_LIMITS = (
+    "maxLength",
+    "minLength",
+    "maximum",
+    "minimum",
+    "exclusiveMaximum",
+    "exclusiveMinimum",
+    "maxItems",
+    "minItems",
+    "minProperties",
+    "pattern",
+    "propertyNames",
+    "multipleOf",
+)
+
+
+def _without_limits(schema: Any) -> None:
+    if isinstance(schema, list):
+        for item in schema:
+            _without_limits(item)
+        return
+    if not isinstance(schema, dict):
+        return
+    for key in REQUEST_LIMITS:
+        schema.pop(key, None)
+    for key in ("items", "additionalProperties", "oneOf", "anyOf", "allOf"):
+        _without_limits(schema.get(key))
+    for value in schema.get("properties", {}).values():
+        _without_limits(value)
+
+
 def postprocess(result: dict, generator, request, public) -> dict:
-    """Every property of a response component is required (the representations always
-    carry every key, null where there is no value); request components keep their own
-    list. Each webhook declares its delivery headers."""
+    """Response components: every property required (the representations always carry
+    every key, null where there is no value), and no request limits. Every enumeration says
+    it may grow; ``Error.code`` also takes a code the client does not know yet, so that a
+    generated client still parses a new error. Each webhook declares its delivery headers."""
     components = result.get("components", {}).get("schemas", {})
     for name, schema in components.items():
-        if "enum" in schema and len(schema["enum"]) > 1:
+        if "enum" in schema:
             schema["description"] = f"{schema.get('description', '')}\n\n{EXTENSIBLE}".strip()
         if name.endswith("Request") or "properties" not in schema:
             continue
         schema["required"] = sorted(schema["properties"])
+        _without_limits(schema)
+    code = components["Error"]["properties"]["code"]
+    components["Error"]["properties"]["code"] = {
+        "anyOf": [*code.pop("allOf"), {"type": "string"}],
+        **code,
+    }
     for event_type, path_item in result.get("webhooks", {}).items():
         operation = path_item["post"]
         operation["parameters"] = [

@@ -410,8 +410,9 @@ class ConnectionSerializer(serializers.Serializer):
     registers = RegistersSerializer(
         required=False,
         allow_null=True,
-        help_text="The register map. Required unless `profile` names a device profile; "
-        "given with a profile, it must equal the profile's map (GET returns the profile's "
+        help_text="The register map. A new connection needs it unless `profile` names a "
+        "device profile; left out (with `profile`), an existing connection keeps its map. "
+        "Given with a profile, it must equal the profile's map (GET returns the profile's "
         "map here, so a GET can be sent back).",
     )
     state_map = StateMapField(
@@ -424,13 +425,16 @@ class ConnectionSerializer(serializers.Serializer):
         required=False,
         allow_null=True,
         help_text="The code of a device profile whose register map this machine shares "
-        "(set up in the admin). Addition to the contract.",
+        "(set up in the admin). Left out: a machine on a profile stays on it while "
+        "`registers` is left out or equals the profile's map. `null`: the machine gets its "
+        "own map (`registers`). Addition to the contract.",
     )
     group = serializers.RegexField(
         GROUP_RE.pattern,
-        default="default",
-        help_text="The poll group (Celery queue `plc.<group>`); one of the plant's "
-        "MES_PLC_GROUPS. Addition to the contract.",
+        required=False,
+        help_text="The poll group (Celery queue `plc.<group>`), one of the plant's "
+        "MES_PLC_GROUPS. Left out: an existing connection keeps its group, a new one is in "
+        "`default`. Addition to the contract.",
     )
     enabled = serializers.BooleanField(
         required=False,

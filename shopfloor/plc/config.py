@@ -55,11 +55,16 @@ class ConnectionSpec:
     unit_id: int
     poll_interval_ms: int
     timeout_ms: int
+    # None with no profile: keep the current map (partial specs only, see parse_connection).
     registers: RegisterMap | None
     profile: str | None = None
-    group: str = "default"
+    # None: an existing connection keeps its group; a new one is in "default".
+    group: str | None = None
     # None: a new connection is enabled, an existing one keeps its setting.
     enabled: bool | None = None
+    # False when the spec left ``profile`` out: a machine on a profile stays on it while
+    # ``registers`` is left out too or equals the profile's map.
+    profile_given: bool = True
 
 
 def _merge_state_map(data: Mapping[str, Any], path: str, errors: FieldErrors) -> Any:
@@ -80,10 +85,18 @@ def _merge_state_map(data: Mapping[str, Any], path: str, errors: FieldErrors) ->
 
 
 def parse_connection(
-    data: Any, *, path: str = "connection", groups: tuple[str, ...] = ("default",)
+    data: Any,
+    *,
+    path: str = "connection",
+    groups: tuple[str, ...] = ("default",),
+    partial: bool = False,
 ) -> ConnectionSpec:
     """Validate a ``connection`` object as JSON-decoded. Raises :class:`SpecError` with every
-    problem by field path (``connection.registers.state.table``)."""
+    problem by field path (``connection.registers.state.table``).
+
+    Left-out ``group``, ``profile`` and ``enabled`` keep what an existing connection has. With
+    ``partial`` (the API's PUT), ``registers`` and ``profile`` may both be left out: the
+    existing connection keeps its map (a new one then has none, which the service refuses)."""
     errors = FieldErrors()
     if not check_object(data, path, errors, CONNECTION_KEYS):
         errors.raise_if_any()
@@ -103,13 +116,15 @@ def parse_connection(
     profile = data.get("profile")
     if profile is not None and (not isinstance(profile, str) or not CODE_RE.match(profile)):
         errors.add(f"{path}.profile", "Enter the code of a device profile.")
-    group = data.get("group", "default")
-    if not isinstance(group, str) or not GROUP_RE.match(group):
+    group = data.get("group")
+    if "group" not in data:
+        pass
+    elif not isinstance(group, str) or not GROUP_RE.match(group):
         errors.add(f"{path}.group", "Lower-case letters, digits, - and _ (at most 32).")
     elif group not in groups:
         errors.add(f"{path}.group", f"Unknown poll group; configured: {', '.join(groups)}.")
     enabled = data.get("enabled")
-    if enabled is not None and not isinstance(enabled, bool):
+    if "enabled" in data and not isinstance(enabled, bool):
         errors.add(f"{path}.enabled", "Must be true or false.")
     registers_data = _merge_state_map(data, path, errors)
     registers = None
@@ -120,7 +135,7 @@ def parse_connection(
             for key, messages in exc.errors.items():
                 for message in messages:
                     errors.add(key, message)
-    elif profile is None:
+    elif profile is None and not (partial and "profile" not in data):
         errors.add(f"{path}.registers", "Give the register map (or a device profile).")
     errors.raise_if_any()
     assert host is not None and port is not None and unit_id is not None
@@ -135,4 +150,5 @@ def parse_connection(
         profile=profile,
         group=group,
         enabled=enabled,
+        profile_given="profile" in data,
     )

@@ -109,17 +109,30 @@ def save_device_profile(
         return profile, True
 
 
-def _resolve_registers(spec: ConnectionSpec) -> tuple[DeviceProfile | None, dict[str, Any]]:
-    profile = None
-    if spec.profile is not None:
-        profile = DeviceProfile.objects.filter(code=spec.profile).first()
-        if profile is None:
-            raise ValidationFailed.field(
-                "connection.profile", f"Unknown device profile {spec.profile!r}."
-            )
-    if profile is None:
-        assert spec.registers is not None
+def _resolve_registers(
+    spec: ConnectionSpec, current: MachineConnection | None
+) -> tuple[DeviceProfile | None, dict[str, Any]]:
+    """The profile (or None) and the effective register map the connection gets."""
+    if spec.profile is None:
+        kept = current.profile if current is not None and current.profile_id else None
+        if spec.registers is None:  # both left out (a partial spec): keep what there is
+            if current is None:
+                raise ValidationFailed.field(
+                    "connection.registers", "Give the register map (or a device profile)."
+                )
+            return kept, current.effective_register_map() or {}
+        if (
+            kept is not None
+            and not spec.profile_given
+            and spec.registers.as_json() == kept.register_map
+        ):
+            return kept, kept.register_map  # the profile's own map, sent back: stay on it
         return None, spec.registers.as_json()
+    profile = DeviceProfile.objects.filter(code=spec.profile).first()
+    if profile is None:
+        raise ValidationFailed.field(
+            "connection.profile", f"Unknown device profile {spec.profile!r}."
+        )
     if spec.registers is not None and spec.registers.as_json() != profile.register_map:
         raise ValidationFailed.field(
             "connection.registers",
@@ -135,13 +148,20 @@ def configure_connection(
     """Create or change a machine's PLC connection. Returns False when nothing changed.
     Raw counter values are forgotten when the counters now mean something else.
 
-    ``enabled`` (else ``spec.enabled``): None enables a new connection and leaves an
-    existing one as it is."""
+    ``enabled`` (else ``spec.enabled``) and ``spec.group``: None gives a new connection the
+    default (enabled, group ``default``) and leaves an existing one's as it is; so does a
+    left-out profile or register map (see :class:`ConnectionSpec`)."""
     if enabled is None:
         enabled = spec.enabled
     with transaction.atomic():
         Machine.objects.select_for_update().filter(pk=machine.pk).first()
-        profile, register_map = _resolve_registers(spec)
+        current = (
+            MachineConnection.objects.select_for_update(of=("self",))
+            .select_related("profile")
+            .filter(machine=machine)
+            .first()
+        )
+        profile, register_map = _resolve_registers(spec, current)
         values: dict[str, Any] = {
             "host": spec.host,
             "port": spec.port,
@@ -150,21 +170,16 @@ def configure_connection(
             "timeout_ms": spec.timeout_ms,
             "profile": profile,
             "register_map": None if profile else register_map,
-            "group": spec.group,
-            "enabled": enabled,
         }
-        current = (
-            MachineConnection.objects.select_for_update(of=("self",))
-            .select_related("profile")
-            .filter(machine=machine)
-            .first()
-        )
+        if current is None:
+            values["group"] = spec.group or "default"
+            values["enabled"] = True if enabled is None else enabled
+        else:
+            if spec.group is not None:
+                values["group"] = spec.group
+            if enabled is not None:
+                values["enabled"] = enabled
         PlcStatus.objects.get_or_create(machine=machine)
-        if enabled is None:
-            if current is None:
-                values["enabled"] = True
-            else:
-                del values["enabled"]
         if current is None:
             MachineConnection.objects.create(machine=machine, **values)
             _rebaseline([machine.pk], good=True, scrap=True)
@@ -205,15 +220,22 @@ def remove_connection(machine: Machine, *, at: datetime | None = None) -> bool:
 def set_machine_connection(machine: Machine, *, connection: dict[str, Any] | None) -> bool:
     """Apply the ``connection`` object of ``PUT /api/v1/machines/{code}/`` as JSON-decoded,
     or remove the connection when it is None. Returns True when something changed, False
-    when the connection was already exactly so (an idempotent PUT).
+    when the connection was already exactly so (an idempotent PUT). What the object leaves
+    out of ``registers``, ``profile``, ``group`` and ``enabled`` stays as it is.
 
     Everything is validated first; on bad input :class:`~mes.errors.ValidationFailed` names
     each field (``connection.registers.state.table``) and nothing changes. The poller picks
     a change up at its next cycle, without a restart."""
     if connection is None:
         return remove_connection(machine)
+    groups = list(settings.MES_PLC_GROUPS)
+    current_group = (
+        MachineConnection.objects.filter(machine=machine).values_list("group", flat=True).first()
+    )
+    if current_group and current_group not in groups:
+        groups.append(current_group)  # sent back unchanged: not a move to an unknown group
     try:
-        spec = parse_connection(connection, groups=tuple(settings.MES_PLC_GROUPS))
+        spec = parse_connection(connection, groups=tuple(groups), partial=True)
     except SpecError as exc:
         raise _invalid(exc, "The PLC connection is not valid.") from None
     return configure_connection(machine, spec=spec)

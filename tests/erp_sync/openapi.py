@@ -47,7 +47,7 @@ class Contract:
             format_checker=OAS31Validator.FORMAT_CHECKER,
         )
         return [
-            f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
+            f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message[:300]}"
             for e in validator.iter_errors(instance)
         ]
 

@@ -17,7 +17,9 @@ from django.utils import timezone
 
 from erp_sync.auth import create_api_client
 from mes import services
-from mes.models import WorkOrder
+from mes.models import Machine, WorkOrder
+from mes.quality import services as quality
+from shopfloor.downtime import declare_machine_down
 from shopfloor.models import MachineConnection
 
 from .test_machines import CONNECTION
@@ -90,18 +92,23 @@ def test_a_generated_client_runs_the_erp_scenario(client_package, live_server, o
     )
     from mes_api_client.models import (
         AreaRequest,
+        CheckKindEnum,
+        CheckRequest,
         ConnectionRequest,
         Error,
         ErrorCodeEnum,
         MachinePutRequest,
+        NonconformanceStatusEnum,
         OeeListLevel,
         PriorityEnum,
         ProductRequest,
+        ReactionEnum,
         ReasonRequest,
         ReleaseRequest,
         RoutingRequest,
         RoutingStepRequest,
         SiteRequest,
+        VerdictEnum,
         WorkCenterRequest,
         WorkOrderPutRequest,
         WorkOrderStatusEnum,
@@ -120,7 +127,20 @@ def test_a_generated_client_runs_the_erp_scenario(client_package, live_server, o
         (products_put, "P1", ProductRequest(name="Bracket", unit="pcs")),
     ]:
         assert put.sync_detailed(code, client=integrator, body=body).status_code == 201
-    step = RoutingStepRequest(sequence=10, name="Press", work_center="WC1", cycle_seconds=2.5)
+    check = CheckRequest(
+        code="LEN",
+        name="Length",
+        kind=CheckKindEnum.VARIABLE,
+        nominal=10.0,
+        lower_limit=9.9,
+        upper_limit=10.1,
+        unit="mm",
+        first_piece=True,
+        reaction=ReactionEnum.WARN,
+    )
+    step = RoutingStepRequest(
+        sequence=10, name="Press", work_center="WC1", cycle_seconds=2.5, checks=[check]
+    )
     routing = routings_put.sync(
         "R1", client=integrator, body=RoutingRequest(product="P1", steps=[step])
     )
@@ -158,6 +178,8 @@ def test_a_generated_client_runs_the_erp_scenario(client_package, live_server, o
     assert (
         isinstance(stale.parsed, Error) and stale.parsed.code == ErrorCodeEnum.PRECONDITION_FAILED
     )
+    # An error code this client was generated before still parses (as a plain string).
+    assert Error.from_dict({"code": "brand_new", "detail": "x", "errors": {}}).code == "brand_new"
 
     # A transition and back.
     held = work_orders_hold.sync("WO-1", client=erp, body=ReasonRequest(reason="Material late"))
@@ -169,13 +191,19 @@ def test_a_generated_client_runs_the_erp_scenario(client_package, live_server, o
     wo = WorkOrder.objects.get(number="WO-1")
     op = services.start_operation(wo.operations.get(), operator=operator)
     services.report_quantity(op, actor=operator, good=3)
+    quality.record_result(op, check=op.checks.get(), values=["10.4"], actor=operator)
+    declare_machine_down(Machine.objects.get(code="M1"), actor=operator, kind="down", note="Jam")
     confirmations = confirmations_list.sync(client=erp, after=0)
     assert [c.quantity_good for c in confirmations.results] == [3.0]
     assert confirmations.last_seq == confirmations.results[-1].seq
     assert work_orders_retrieve.sync("WO-1", client=erp).quantity_good == 3.0
-    assert quality_results_list.sync(client=erp).results == []
-    assert quality_nonconformances_list.sync(client=erp).results == []
-    assert downtimes_list.sync(client=erp, after=due - timedelta(days=30)).results == []
+    (result,) = quality_results_list.sync(client=erp).results
+    assert result.verdict == VerdictEnum.FAIL and result.values == ["10.4"]
+    (nonconformance,) = quality_nonconformances_list.sync(client=erp).results
+    assert nonconformance.status == NonconformanceStatusEnum.OPEN
+    assert nonconformance.disposition is None and nonconformance.upper_limit == 10.1
+    (stop,) = downtimes_list.sync(client=erp, after=due - timedelta(days=30)).results
+    assert stop.machine == "M1" and stop.ended_at is None
     start = timezone.now() - timedelta(hours=1)
     assert oee_list.sync(client=erp, level=OeeListLevel.MACHINE, start=start).results
 

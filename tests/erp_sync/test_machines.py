@@ -261,6 +261,96 @@ def test_a_profile_alone_and_a_group_are_accepted_as_the_readme_says(
     assert conn.register_map is None  # the machine shares the profile's map
 
 
+@pytest.fixture
+def on_profile(integrator_client, center, settings):
+    """Machine M-P on device profile PRESS-S7, in poll group hall-b."""
+    from shopfloor.plc.services import save_device_profile
+
+    settings.MES_PLC_GROUPS = ["default", "hall-b"]
+    save_device_profile(code="PRESS-S7", name="S7 press", registers=CONNECTION["registers"])
+    connection = {k: v for k, v in CONNECTION.items() if k != "registers"}
+    body = {"name": "P", "work_center": "PRESS"}
+    put(integrator_client, "M-P", {**body, "connection": {**connection, "profile": "PRESS-S7"}})
+    response = put(
+        integrator_client,
+        "M-P",
+        {**body, "connection": {**connection, "profile": "PRESS-S7", "group": "hall-b"}},
+    )
+    assert response.status_code == 200, response.content
+    return connection
+
+
+def test_a_contract_only_connection_keeps_group_and_profile(integrator_client, on_profile):
+    """A client that knows only the contract's fields sends host, port, ..., registers:
+    the machine stays in its poll group and on its profile."""
+    body = {
+        "name": "P",
+        "work_center": "PRESS",
+        "connection": {**CONNECTION, "host": "10.0.0.9"},
+    }
+
+    response = put(integrator_client, "M-P", body)
+
+    assert response.status_code == 200, response.content
+    conn = MachineConnection.objects.get(machine__code="M-P")
+    assert (conn.host, conn.group, conn.profile.code) == ("10.0.0.9", "hall-b", "PRESS-S7")
+    assert conn.register_map is None
+
+
+def test_registers_and_profile_left_out_keep_the_map(integrator_client, on_profile):
+    body = {"name": "P", "work_center": "PRESS", "connection": {"host": "10.0.0.9"}}
+
+    response = put(integrator_client, "M-P", body)
+
+    assert response.status_code == 200, response.content
+    shown = response.json()["connection"]
+    assert (shown["host"], shown["port"], shown["profile"]) == ("10.0.0.9", 502, "PRESS-S7")
+    assert shown["registers"] == CONNECTION["registers"]
+
+
+def test_profile_null_detaches_with_a_map_of_its_own(integrator_client, on_profile):
+    own = {**CONNECTION["registers"], "state": {"table": "input", "address": 4}}
+    body = {
+        "name": "P",
+        "work_center": "PRESS",
+        "connection": {**CONNECTION, "registers": own, "profile": None},
+    }
+
+    response = put(integrator_client, "M-P", body)
+
+    assert response.status_code == 200, response.content
+    conn = MachineConnection.objects.get(machine__code="M-P")
+    assert conn.profile is None and conn.register_map["state"]["address"] == 4
+    assert conn.group == "hall-b"
+
+
+def test_a_new_connection_needs_a_map(integrator_client, center):
+    body = {"name": "P", "work_center": "PRESS", "connection": {"host": "10.0.0.9"}}
+
+    response = put(integrator_client, "M-NEW", body)
+
+    assert_error(response, 400, "invalid", {"connection.registers"})
+    assert not Machine.objects.filter(code="M-NEW").exists()
+
+
+def test_a_group_no_longer_configured_round_trips(
+    erp_client, integrator_client, on_profile, settings
+):
+    settings.MES_PLC_GROUPS = ["default"]  # hall-b was dropped from the configuration
+    got = erp_client.get(url("M-P")).json()
+
+    body = {"name": "Renamed", "work_center": "PRESS", "connection": got["connection"]}
+    sent_back = put(integrator_client, "M-P", body)
+    moved = put(
+        integrator_client,
+        "M-P",
+        {**body, "connection": {**got["connection"], "group": "hall-c"}},
+    )
+
+    assert sent_back.status_code == 200, sent_back.content
+    assert_error(moved, 400, "invalid", {"connection.group"})
+
+
 def test_state_map_beside_registers_is_accepted(integrator_client, center):
     registers = {k: v for k, v in CONNECTION["registers"].items() if k != "state_map"}
     connection = {

@@ -170,7 +170,8 @@ def test_a_connection_parses_with_defaults():
     spec = parse_connection({"host": "10.0.0.7", "registers": MAP})
 
     assert (spec.host, spec.port, spec.unit_id) == ("10.0.0.7", 502, 1)
-    assert (spec.poll_interval_ms, spec.timeout_ms, spec.group) == (1000, 500, "default")
+    # Left out, the group is None: an existing connection keeps its own, a new one is "default".
+    assert (spec.poll_interval_ms, spec.timeout_ms, spec.group) == (1000, 500, None)
     assert spec.registers == parse_register_map(MAP)
 
 
