@@ -22,7 +22,7 @@ from django.utils.translation import gettext_lazy as _
 from .choices import EntityType, MachineState, OperationStatus, Priority, WorkOrderStatus
 
 CODE_VALIDATOR = RegexValidator(
-    r"^[A-Za-z0-9._-]{1,64}$", _("Use 1-64 letters, digits, dots, underscores or hyphens.")
+    r"\A[A-Za-z0-9._-]{1,64}\Z", _("Use 1-64 letters, digits, dots, underscores or hyphens.")
 )
 QUANTITY = {"max_digits": 14, "decimal_places": 3}
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from django.core.validators import RegexValidator
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
@@ -15,12 +14,11 @@ from rest_framework import serializers
 
 from erp_sync.models import EventType
 from mes.choices import MachineState, OperationStatus, Priority, WorkOrderStatus
+from mes.models import CODE_VALIDATOR
 from shopfloor.plc.config import GROUP_RE, HOST_RE, POLL_INTERVAL_MS, TIMEOUT_MS
 
-CODE_REGEX = r"^[A-Za-z0-9._-]{1,64}$"
-CODE_MESSAGE = "Use 1-64 letters, digits, dots, underscores or hyphens."
-# \A and \Z: Python's $ would let a trailing newline through; the schema shows ^ and $.
-CODE_VALIDATOR = RegexValidator(r"\A[A-Za-z0-9._-]{1,64}\Z", CODE_MESSAGE)
+CODE_REGEX = r"^[A-Za-z0-9._-]{1,64}$"  # as the schema shows it (ECMA anchors)
+# The models' validator: \A and \Z, as Python's $ would let a trailing newline through.
 CODE_FIELD = {"max_length": 64, "validators": [CODE_VALIDATOR]}
 # Every code the API answers with in Error.code. Clients must accept codes they do not know
 # yet (the list grows, additively): treat an unknown 4xx code as its HTTP status.

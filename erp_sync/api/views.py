@@ -4,7 +4,6 @@ input serializer, authorise by scope, call a service or selector, and render pla
 from __future__ import annotations
 
 import json
-import re
 
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse
@@ -25,7 +24,16 @@ from erp_sync.models import ErpEndpoint
 from mes import masterdata, services
 from mes.errors import AlreadyExists, NotFound, StaleObject
 from mes.formats import iso_utc
-from mes.models import Area, Machine, Product, Routing, Site, WorkCenter, WorkOrder
+from mes.models import (
+    CODE_VALIDATOR,
+    Area,
+    Machine,
+    Product,
+    Routing,
+    Site,
+    WorkCenter,
+    WorkOrder,
+)
 from mes.performance import selectors as performance
 from mes.quality import selectors as quality_selectors
 from shopfloor.downtime import downtime_representation, downtimes_after
@@ -70,7 +78,6 @@ ETAG = OpenApiParameter(
     response=[200, 201, 304],
     description="The order's version, for If-Match and If-None-Match.",
 )
-CODE_RE = re.compile(r"\A[A-Za-z0-9._-]{1,64}\Z")
 CODE_PATH = OpenApiParameter("code", OpenApiTypes.STR, OpenApiParameter.PATH, pattern=s.CODE_REGEX)
 NUMBER_PATH = OpenApiParameter(
     "number",
@@ -131,7 +138,7 @@ def with_etag(response: HttpResponse, wo: WorkOrder) -> HttpResponse:
 
 def code_or_404(code: str, what: str) -> str:
     """Codes that cannot exist (bad characters, a NUL byte) are simply not found."""
-    if not CODE_RE.match(code):
+    if not CODE_VALIDATOR.regex.match(code):
         raise NotFound(f"No {what} {code!r}.")
     return code
 

@@ -262,11 +262,20 @@ def test_master_data_page_size_is_bounded_like_work_orders(erp_client, db, page_
     assert_error(response, 400, "invalid", {"page_size"})
 
 
-@pytest.mark.parametrize("code", ["has space", "x" * 65, "semi;colon"])
+@pytest.mark.parametrize("code", ["has space", "x" * 65, "semi;colon", "TRAILING%0A"])
 def test_an_invalid_code_in_the_path_is_400(integrator_client, db, code):
     response = put(integrator_client, "products", code, {"name": "P", "unit": "pcs"})
     assert_error(response, 400, "invalid", {"code"})
     assert not Product.objects.exists()
+
+
+@pytest.mark.parametrize("reference", ["a b", "a/b", "x" * 65, ""])
+def test_a_malformed_reference_in_a_body_is_400_invalid_on_its_field(
+    integrator_client, db, reference
+):
+    response = put(integrator_client, "areas", "A1", {"name": "Hall", "site": reference})
+    assert_error(response, 400, "invalid", {"site"})
+    assert not Area.objects.exists()
 
 
 # --- Routings ---------------------------------------------------------------------------------
