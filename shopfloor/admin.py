@@ -125,6 +125,7 @@ class MachineConnectionForm(forms.ModelForm):
             "timeout_ms": data.get("timeout_ms"),
             "group": data.get("group"),
             "profile": profile.code if profile else None,
+            "enabled": bool(data.get("enabled")),
         }
         if data.get("register_map") and not profile:
             connection["registers"] = data["register_map"]
@@ -171,7 +172,7 @@ class MachineConnectionAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         try:
-            services.configure_connection(obj.machine, spec=form.spec, enabled=obj.enabled)
+            services.configure_connection(obj.machine, spec=form.spec)
         except DomainError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return

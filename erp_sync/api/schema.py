@@ -38,10 +38,9 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
 
 
 class ExactDecimalExtension(OpenApiSerializerFieldExtension):
-    """A request decimal with ``decimal_places`` = n is declared ``multipleOf: 10^-n``: a
-    client validating before it sends learns that 0.0001 is one decimal too many. Responses
-    leave it out (binary floats make ``multipleOf`` checks of valid values fail in some
-    validators, and a response is not the client's to fix)."""
+    """A decimal with ``decimal_places`` = n is declared ``multipleOf: 10^-n``: a client
+    validating before it sends learns that 0.0001 is one decimal too many. (Responses carry
+    no limits: :func:`postprocess` strips them.)"""
 
     target_class = "erp_sync.api.serializers.ExactDecimalField"
 
@@ -52,8 +51,7 @@ class ExactDecimalExtension(OpenApiSerializerFieldExtension):
             schema["type"] = next(t for t in schema["type"] if t != "null")
         for key in ("default", "description", "readOnly", "writeOnly"):
             schema.pop(key, None)
-        if direction == "request":
-            schema["multipleOf"] = float(Decimal(1).scaleb(-self.target.decimal_places))
+        schema["multipleOf"] = float(Decimal(1).scaleb(-self.target.decimal_places))
         return schema
 
 

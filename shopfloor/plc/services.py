@@ -142,17 +142,14 @@ def _resolve_registers(
     return profile, profile.register_map
 
 
-def configure_connection(
-    machine: Machine, *, spec: ConnectionSpec, enabled: bool | None = None
-) -> bool:
+def configure_connection(machine: Machine, *, spec: ConnectionSpec) -> bool:
     """Create or change a machine's PLC connection. Returns False when nothing changed.
     Raw counter values are forgotten when the counters now mean something else.
 
-    ``enabled`` (else ``spec.enabled``) and ``spec.group``: None gives a new connection the
-    default (enabled, group ``default``) and leaves an existing one's as it is; so does a
-    left-out profile or register map (see :class:`ConnectionSpec`)."""
-    if enabled is None:
-        enabled = spec.enabled
+    ``spec.enabled`` and ``spec.group``: None gives a new connection the default (enabled,
+    group ``default``) and leaves an existing one's as it is; so does a left-out profile or
+    register map (see :class:`ConnectionSpec`)."""
+    enabled = spec.enabled
     with transaction.atomic():
         Machine.objects.select_for_update().filter(pk=machine.pk).first()
         current = (
