@@ -17,12 +17,9 @@ ENV PATH=/venv/bin:$PATH PYTHONUNBUFFERED=1 DJANGO_SETTINGS_MODULE=mes.settings 
 RUN useradd --create-home --uid 10001 mes
 COPY --from=build /venv /venv
 WORKDIR /app
-COPY --chown=mes:mes manage.py ./
-COPY --chown=mes:mes mes ./mes
-COPY --chown=mes:mes erp_sync ./erp_sync
-COPY --chown=mes:mes shopfloor ./shopfloor
-COPY --chown=mes:mes templates ./templates
-COPY --chown=mes:mes static ./static
+# Everything the build context holds: .dockerignore lets in exactly what runs (the
+# packages, templates, static files and translations, manage.py).
+COPY --chown=mes:mes . ./
 RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
     && mkdir -p /app/var && chown -R mes:mes /app/var /app/staticfiles
 USER mes

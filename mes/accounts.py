@@ -71,15 +71,16 @@ def create_operator(
 
 
 def operator_by_badge(badge: str, pin: str | None) -> AbstractBaseUser | None:
-    """The active user behind a badge whose PIN (when it has one) matches, else None.
-    Runs the hasher even for unknown badges, so timing does not tell which badges exist."""
+    """The active user behind a badge whose PIN matches, else None. Badge and PIN always: an
+    operator without a PIN cannot sign in until one is set. Runs the hasher for unknown
+    badges and missing PINs too, so timing does not tell which badges exist."""
     profile = (
         OperatorProfile.objects.select_related("user").filter(badge=(badge or "").strip()).first()
     )
-    if profile is None or not profile.user.is_active:
+    if profile is None or not profile.user.is_active or not profile.has_pin:
         PIN_HASHER.encode(pin or "0000", PIN_HASHER.salt())  # same cost as a real check
         return None
-    if profile.has_pin and not _pin_matches(pin or "", profile.pin_hash):
+    if not _pin_matches(pin or "", profile.pin_hash):
         return None
     return profile.user
 

@@ -276,15 +276,21 @@ class WorkOrderAdmin(admin.ModelAdmin):
                 request, f"{label.capitalize()}: {done} work order(s).", messages.SUCCESS
             )
 
-    @admin.action(description="Release selected work orders (or release their hold)")
+    @admin.action(
+        description="Release selected work orders (or release their hold)", permissions=["change"]
+    )
     def release(self, request, queryset):
         self._run(request, queryset, "release", services.release_work_order)
 
-    @admin.action(description="Put selected work orders on hold (reason required)")
+    @admin.action(
+        description="Put selected work orders on hold (reason required)", permissions=["change"]
+    )
     def hold(self, request, queryset):
         self._run(request, queryset, "hold", services.hold_work_order, needs_reason=True)
 
-    @admin.action(description="Cancel selected work orders (reason required)")
+    @admin.action(
+        description="Cancel selected work orders (reason required)", permissions=["change"]
+    )
     def cancel(self, request, queryset):
         self._run(request, queryset, "cancel", services.cancel_work_order, needs_reason=True)
 

@@ -43,6 +43,7 @@ class EntityType(models.TextChoices):
     QUALITY_RESULT = "quality_result", _("Quality result")
     NONCONFORMANCE = "nonconformance", _("Nonconformance")
     CHARACTERISTIC = "characteristic", _("Characteristic")
+    TERMINAL = "terminal", _("Terminal")
 
 
 class ActorKind(models.TextChoices):
@@ -91,4 +92,6 @@ PAST_TENSE = {
     "disposition": _("dispositioned"),
     "freeze_limits": _("given frozen control limits"),
     "release_limits": _("given limits from the data again"),
+    "enrol": _("enrolled"),
+    "revoke": _("revoked"),
 }

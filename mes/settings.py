@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import zoneinfo
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -92,6 +93,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "mes",
     "mes.quality",
     "mes.calendars",
@@ -111,7 +113,26 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: answers a locked-out password sign-in (django-axes).
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Password sign-in (/accounts/login/ and /admin/login/) is throttled by django-axes: after
+# MES_LOGIN_MAX_FAILURES wrong passwords for one account, or from one client address, that
+# account or address is refused for MES_LOGIN_LOCKOUT_SECONDS (also with the right
+# password), with a page that says so. Attempts are kept in the database (every server
+# process counts the same) and logged with the user name and address, never the password.
+# The client address is REMOTE_ADDR: behind a proxy every client shares the proxy's.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("MES_LOGIN_MAX_FAILURES", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("MES_LOGIN_LOCKOUT_SECONDS", 900, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "mes.security.lockout_response"
+AXES_VERBOSE = False
 
 ROOT_URLCONF = "mes.urls"
 WSGI_APPLICATION = "mes.wsgi.application"

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 from django.apps import apps as django_apps
-from django.http import HttpResponse
 
 from shopfloor.models import DowntimeReason
 from shopfloor.terminal import session
 
+from .factories import enrol_terminal
 from .support import require
 
 try:
@@ -108,27 +108,16 @@ def screenshot(page: Page, folder: str, name: str) -> None:
 
 
 def bind(context: BrowserContext, live_server, work_center) -> None:
-    """Put the supervisor's binding cookie into the browser (as setup would)."""
-    response = HttpResponse()
-    session.bind(response, work_center)
-    context.add_cookies(
-        [
-            {
-                "name": session.COOKIE,
-                "value": response.cookies[session.COOKIE].value,
-                "url": live_server.url,
-            }
-        ]
-    )
+    """Enrol a terminal and put its cookie into the browser (as setup would)."""
+    token = enrol_terminal(work_center)
+    context.add_cookies([{"name": session.COOKIE, "value": token, "url": live_server.url}])
 
 
-def sign_in(page: Page, badge: str, pin: str | None = None) -> None:
+def sign_in(page: Page, badge: str, pin: str) -> None:
     page.goto("/terminal/")
     page.get_by_label("Badge").fill(badge)
-    page.get_by_role("button", name="Next").click()
-    if pin is not None:
-        page.get_by_label("PIN").fill(pin)
-        page.get_by_role("button", name="Sign in", exact=True).click()
+    page.get_by_label("PIN").fill(pin)
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
     page.wait_for_load_state("load")  # the deferred scripts (scanner, keypad) are running
 

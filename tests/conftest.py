@@ -40,8 +40,10 @@ def operator(db):
 
 @pytest.fixture
 def other_operator(db):
-    """Ben, an operator of another work center, badge 1002 without a PIN."""
-    return create_operator(username="ben", first_name="Ben", last_name="Okafor", badge="1002").user
+    """Ben, an operator of another work center, badge 1002 and PIN 5678."""
+    return create_operator(
+        username="ben", first_name="Ben", last_name="Okafor", badge="1002", pin="5678"
+    ).user
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from mes import services
+from mes.choices import Role
 from mes.models import Area, Machine, Product, Routing, RoutingStep, Site, WorkCenter, WorkOrder
 
 
@@ -133,3 +134,15 @@ def make_work_order(
         actor=actor,
         release=release,
     )
+
+
+def enrol_terminal(work_center, name: str = "") -> str:
+    """Enrol a terminal at ``work_center`` as a supervisor's setup does; returns the token
+    its browser's cookie carries."""
+    from shopfloor.terminal.services import enrol_terminal as enrol
+
+    setup_user = UserFactory(username="terminal-setup", roles=[Role.SUPERVISOR])
+    _terminal, token = enrol(
+        work_center=work_center, name=name or f"{work_center.code} test", actor=setup_user
+    )
+    return token

@@ -15,6 +15,8 @@ from mes.models import Machine, Operation, WorkCenter
 from shopfloor import downtime
 from shopfloor.models import DowntimeRecord
 
+from .models import Terminal
+
 Op = OperationStatus
 
 
@@ -134,3 +136,11 @@ def resolve_scan(code: str, work_center: WorkCenter | None) -> Operation | None:
         if here:
             return here
     return open_ops.first() or ops.last()
+
+
+def enrolled_terminals():
+    """Terminals for the supervisors' list: active ones first, then the 50 last revoked."""
+    base = Terminal.objects.select_related("work_center", "enrolled_by", "revoked_by")
+    active = list(base.filter(revoked_at__isnull=True).order_by("work_center__code", "name"))
+    revoked = list(base.filter(revoked_at__isnull=False).order_by("-revoked_at")[:50])
+    return active + revoked

@@ -1,48 +1,82 @@
-"""Who and where a shared terminal is: the work center this browser is bound to (a signed,
-long-lived cookie set by a supervisor) and the operator signed in on it (in the session,
-signed out after a configurable idle time)."""
+"""Who and where a shared terminal is: the enrolled terminal this browser is (a cookie with a
+random token; the terminal itself is a server-side record a supervisor can revoke) and the
+operator signed in on it (in the session, signed out after a configurable idle time).
+
+Sign-in takes badge and PIN together and answers the same way for an unknown badge, an
+inactive operator, an operator without a PIN and a wrong PIN. Every attempt is counted
+before its PIN is checked, per badge and per terminal, by one conditional UPDATE: parallel
+guesses from any number of server processes stop at the limit."""
 
 from __future__ import annotations
 
+import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Greatest
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from mes.accounts import operator_by_badge
-from mes.models import OperatorProfile, WorkCenter
+from mes.models import WorkCenter
 
-from .models import SignInFailure
+from . import services
+from .models import SignInThrottle, Terminal
 
 COOKIE = "mes_terminal"
-COOKIE_SALT = "mes.terminal.bind"
-COOKIE_AGE = 5 * 365 * 24 * 3600
+COOKIE_AGE = 5 * 365 * 24 * 3600  # the terminal record, not the cookie, decides validity
 SESSION_KEY = "terminal_operator"
+BADGE_MAX = 32
+TERMINAL_FACTOR = 3  # a terminal may try this many times the per-badge limit, over all badges
+
+security_log = logging.getLogger("mes.security")
+
+
+# --- The terminal ------------------------------------------------------------------------------
+
+
+def current_terminal(request: HttpRequest) -> Terminal | None:
+    """The enrolled, not revoked terminal this browser is (looked up once per request)."""
+    if hasattr(request, "_mes_terminal"):
+        return request._mes_terminal
+    token = request.COOKIES.get(COOKIE, "")
+    terminal = None
+    if token and len(token) <= 100 and token.isascii():
+        terminal = (
+            Terminal.objects.select_related("work_center__area")
+            .filter(token_hash=services.token_hash(token), revoked_at__isnull=True)
+            .first()
+        )
+        if terminal is not None:
+            services.terminal_seen(terminal)
+    request._mes_terminal = terminal
+    return terminal
 
 
 def bound_work_center(request: HttpRequest) -> WorkCenter | None:
-    code = request.get_signed_cookie(COOKIE, default=None, salt=COOKIE_SALT)
-    if not code:
-        return None
-    return WorkCenter.objects.select_related("area").filter(code=code).first()
+    terminal = current_terminal(request)
+    return terminal.work_center if terminal is not None else None
 
 
-def bind(response: HttpResponse, work_center: WorkCenter) -> None:
-    response.set_signed_cookie(
+def bind(response: HttpResponse, token: str) -> None:
+    """Give the browser its terminal's token (from :func:`services.enrol_terminal`)."""
+    response.set_cookie(
         COOKIE,
-        work_center.code,
-        salt=COOKIE_SALT,
+        token,
         max_age=COOKIE_AGE,
         httponly=True,
         samesite="Lax",
         secure=settings.SESSION_COOKIE_SECURE,
     )
+
+
+# --- The operator ------------------------------------------------------------------------------
 
 
 def current_operator(request: HttpRequest) -> AbstractBaseUser | None:
@@ -84,49 +118,69 @@ class SignInRefused(Exception):
     pass
 
 
-def _recent_failures(*, badge: str = "", terminal: str = "") -> int:
-    since = timezone.now() - timedelta(seconds=settings.MES_TERMINAL_LOCKOUT_SECONDS)
-    failures = SignInFailure.objects.filter(at__gte=since)
-    if badge:
-        failures = failures.filter(badge=badge)
-    if terminal:
-        failures = failures.filter(terminal=terminal)
-    return failures.count()
-
-
-def check_badge(badge: str, terminal: str) -> OperatorProfile:
-    """Step one: the badge. Returns its profile (PIN still to check when it has one)."""
+def check_sign_in(badge: str, pin: str, terminal: Terminal) -> AbstractBaseUser:
+    """The operator behind ``badge`` and ``pin`` at ``terminal``, or SignInRefused with a
+    message that tells nothing about whether the badge exists."""
     badge = (badge or "").strip()
-    _refuse_when_locked(badge, terminal)
-    profile = OperatorProfile.objects.select_related("user").filter(badge=badge).first()
-    if not badge or profile is None or not profile.user.is_active:
-        _fail(badge, terminal)
-        raise SignInRefused(_("This badge is not known here. Try again or ask your supervisor."))
-    return profile
-
-
-def check_pin(badge: str, pin: str, terminal: str) -> AbstractBaseUser:
-    """Step two: badge and PIN together."""
-    badge = (badge or "").strip()
-    _refuse_when_locked(badge, terminal)
+    if not badge or not pin:
+        raise SignInRefused(_("Scan or type your badge, then enter your PIN."))
+    badge = badge[:BADGE_MAX]
+    limit = settings.MES_TERMINAL_MAX_FAILURES
+    now = timezone.now()
+    badge_key, terminal_key = f"badge:{badge}", f"terminal:{terminal.pk}"
+    if not _count_attempt(terminal_key, TERMINAL_FACTOR * limit, now):
+        _security_event("terminal locked", badge, terminal)
+        raise SignInRefused(_locked_message())
+    if not _count_attempt(badge_key, limit, now):
+        _security_event("badge locked", badge, terminal)
+        raise SignInRefused(_locked_message())
     user = operator_by_badge(badge, pin)
     if user is None:
-        _fail(badge, terminal)
-        left = settings.MES_TERMINAL_MAX_FAILURES - _recent_failures(badge=badge)
+        _security_event("wrong badge or PIN", badge, terminal)
+        attempts = (
+            SignInThrottle.objects.filter(key=badge_key).values_list("attempts", flat=True).first()
+        )
+        left = limit - (attempts or limit)
         if left <= 0:
             raise SignInRefused(_locked_message())
         raise SignInRefused(
-            _("Wrong PIN. %(left)s more tries before sign-in is locked.") % {"left": left}
+            _(
+                "Badge or PIN not recognised. %(left)s more tries before sign-in is locked; "
+                "no PIN yet? Ask your supervisor."
+            )
+            % {"left": left}
         )
+    # The right PIN clears the badge's count and gives the terminal its attempt back.
+    SignInThrottle.objects.filter(key=badge_key).update(attempts=0)
+    SignInThrottle.objects.filter(key=terminal_key).update(
+        attempts=Greatest(F("attempts") - 1, Value(0))
+    )
     return user
 
 
-def _refuse_when_locked(badge: str, terminal: str) -> None:
-    limit = settings.MES_TERMINAL_MAX_FAILURES
-    if (badge and _recent_failures(badge=badge) >= limit) or (
-        terminal and _recent_failures(terminal=terminal) >= 3 * limit
-    ):
-        raise SignInRefused(_locked_message())
+def _count_attempt(key: str, limit: int, now: datetime) -> bool:
+    """Count one attempt under ``key`` unless the limit is reached within the lockout time
+    (then False). One conditional UPDATE: no read-then-write gap between processes."""
+    window_over = Q(last_at__lt=now - timedelta(seconds=settings.MES_TERMINAL_LOCKOUT_SECONDS))
+
+    def bump() -> int:
+        return (
+            SignInThrottle.objects.filter(key=key)
+            .filter(Q(attempts__lt=limit) | window_over)
+            .update(
+                attempts=Case(When(window_over, then=Value(1)), default=F("attempts") + 1),
+                last_at=now,
+            )
+        )
+
+    if bump():
+        return True
+    try:
+        with transaction.atomic():
+            SignInThrottle.objects.create(key=key, attempts=1, last_at=now)
+        return True
+    except IntegrityError:  # the key exists: it is locked, or another process just made it
+        return bool(bump())
 
 
 def _locked_message() -> str:
@@ -136,6 +190,12 @@ def _locked_message() -> str:
     ) % {"minutes": minutes}
 
 
-def _fail(badge: str, terminal: str) -> None:
-    with transaction.atomic():
-        SignInFailure.objects.create(badge=badge[:32], terminal=terminal[:64])
+def _security_event(event: str, badge: str, terminal: Terminal) -> None:
+    security_log.warning(
+        "terminal sign-in refused: %s (badge %r, terminal %s at %s)",
+        event,
+        badge,
+        terminal.pk,
+        terminal.work_center.code,
+        extra={"security_event": "sign_in_refused", "reason": event},
+    )

@@ -7,6 +7,7 @@ app_name = "terminal"
 urlpatterns = [
     path("", views.home, name="home"),
     path("setup/", views.setup, name="setup"),
+    path("setup/<int:pk>/revoke/", views.revoke, name="revoke"),
     path("sign-in/", views.sign_in, name="sign_in"),
     path("sign-out/", views.sign_out, name="sign_out"),
     path("panel/", views.work_center_panel, name="panel"),

@@ -25,7 +25,7 @@ from mes.accounts import has_role
 from mes.choices import EntityType, OperationStatus, Role
 from mes.errors import DomainError, StaleObject
 from mes.formats import display_quantity, row_id
-from mes.models import Machine, OperatorProfile, WorkCenter
+from mes.models import Machine, WorkCenter
 from mes.quality import selectors as quality_selectors
 from mes.quality import services as quality_services
 from mes.quality.models import ScrapReason
@@ -40,7 +40,8 @@ from shopfloor.downtime import (
 from shopfloor.models import DowntimeRecord
 
 from . import selectors, session
-from .models import FormToken
+from . import services as terminal_services
+from .models import FormToken, Terminal
 
 Op = OperationStatus
 # Stored in English (the audit trail is read by everyone); shown in the terminal's language.
@@ -107,30 +108,66 @@ def _context(request: HttpRequest, **extra) -> dict:
 # --- Setup and sign-in ------------------------------------------------------------------------
 
 
+def _may_enrol(user) -> bool:
+    return has_role(user, Role.SUPERVISOR, Role.ADMIN)
+
+
 @login_required
 def setup(request: HttpRequest) -> HttpResponse:
-    """A supervisor binds this browser to a work center (remembered in a cookie)."""
-    if not has_role(request.user, Role.SUPERVISOR, Role.ADMIN):
+    """A supervisor enrols this browser as a terminal at a work center, and sees (and
+    revokes) the terminals enrolled so far."""
+    if not _may_enrol(request.user):
         return HttpResponseForbidden(_("Only a supervisor can set up a terminal."))
     centers = WorkCenter.objects.select_related("area").order_by("area__code", "code")
+    current = session.current_terminal(request)
     if request.method == "POST":
         work_center = centers.filter(code=request.POST.get("work_center", "")).first()
         if work_center is None:
             messages.error(request, _("Choose a work center."))
         else:
-            # The supervisor's own sign-in must not stay behind on a shared terminal.
-            auth.logout(request)
-            response = redirect("terminal:home")
-            session.bind(response, work_center)
-            return response
+            try:
+                _terminal, token = terminal_services.enrol_terminal(
+                    work_center=work_center,
+                    name=request.POST.get("name", ""),
+                    actor=request.user,
+                    replacing=current,
+                )
+            except DomainError as exc:
+                messages.error(request, exc.message)
+            else:
+                # The supervisor's own sign-in must not stay behind on a shared terminal.
+                auth.logout(request)
+                response = redirect("terminal:home")
+                session.bind(response, token)
+                return response
     return render(
         request,
         "terminal/setup.html",
         {
             "centers": centers,
-            "current": session.bound_work_center(request),
+            "current": current,
+            "terminals": selectors.enrolled_terminals(),
         },
     )
+
+
+@login_required
+@require_POST
+def revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    if not _may_enrol(request.user):
+        return HttpResponseForbidden(_("Only a supervisor can revoke a terminal."))
+    terminal = get_object_or_404(Terminal, pk=pk)
+    try:
+        terminal_services.revoke_terminal(terminal, actor=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            _("Terminal %(name)s is revoked: its screen goes back to setup.")
+            % {"name": terminal.name},
+        )
+    return redirect("terminal:setup")
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -147,7 +184,6 @@ def home(request: HttpRequest) -> HttpResponse:
             _context(
                 request,
                 work_center=work_center,
-                step="badge",
                 notice=_("You were signed out after a while without use.") if idle else "",
             ),
         )
@@ -160,30 +196,17 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def sign_in(request: HttpRequest) -> HttpResponse:
-    work_center = session.bound_work_center(request)
-    if work_center is None:
+    terminal = session.current_terminal(request)
+    if terminal is None:
         return redirect("terminal:setup")
-    badge = request.POST.get("badge", "").strip()
-    pin = request.POST.get("pin")
-    known = OperatorProfile.objects.select_related("user").filter(badge=badge).first()
-    context = _context(
-        request, work_center=work_center, badge=badge, name=known.user.first_name if known else ""
-    )
+    badge = request.POST.get("badge", "").strip()[: session.BADGE_MAX]
     try:
-        if pin is None:
-            profile = session.check_badge(badge, work_center.code)
-            if profile.has_pin:
-                return render(request, "terminal/sign_in.html", {**context, "step": "pin"})
-            user = profile.user
-        else:
-            user = session.check_pin(badge, pin, work_center.code)
+        user = session.check_sign_in(badge, request.POST.get("pin", ""), terminal)
     except session.SignInRefused as exc:
-        step = "pin" if pin is not None else "badge"
         return render(
             request,
             "terminal/sign_in.html",
-            {**context, "step": step, "error": str(exc)},
-            status=200,
+            _context(request, work_center=terminal.work_center, badge=badge, error=str(exc)),
         )
     session.sign_in(request, user)
     return redirect("terminal:home")

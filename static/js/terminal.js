@@ -47,6 +47,18 @@
     }
   }, true);
 
+  // --- Sign-in: Enter after a scanned (or typed) badge moves on to the PIN instead of
+  // sending the form without one.
+  document.addEventListener("keydown", function (event) {
+    const field = event.target;
+    if (event.key !== "Enter" || !field.matches || !field.matches("input[data-next]")) return;
+    const next = document.getElementById(field.dataset.next);
+    if (next && !next.value) {
+      event.preventDefault();
+      next.focus();
+    }
+  });
+
   // --- Keypad: fills the input it belongs to (or the keypad input last focused).
   let lastInput = null;
   document.addEventListener("focusin", function (event) {

@@ -12,14 +12,13 @@ from collections.abc import Callable
 from html.parser import HTMLParser
 
 import pytest
-from django.http import HttpResponse
 from django.test import Client
 from django.urls import reverse
 
 from mes.models import Operation, WorkCenter, WorkOrder
 from shopfloor.terminal import session
 
-from ..factories import make_routing, make_work_order
+from ..factories import enrol_terminal, make_routing, make_work_order
 
 # --- Reading screens ---------------------------------------------------------------------------
 
@@ -117,16 +116,14 @@ def act(
 
 
 def bind(client: Client, work_center: WorkCenter) -> Client:
-    """Set the cookie exactly as the setup view does (signed, salted) on a test client."""
-    response = HttpResponse()
-    session.bind(response, work_center)
-    client.cookies[session.COOKIE] = response.cookies[session.COOKIE].value
+    """Enrol a terminal at ``work_center`` and give the test client its cookie, as the
+    supervisor's setup does."""
+    client.cookies[session.COOKIE] = enrol_terminal(work_center)
     return client
 
 
-def sign_in(client: Client, badge: str, pin: str | None = None):
-    data = {"badge": badge} if pin is None else {"badge": badge, "pin": pin}
-    return client.post(reverse("terminal:sign_in"), data)
+def sign_in(client: Client, badge: str, pin: str = ""):
+    return client.post(reverse("terminal:sign_in"), {"badge": badge, "pin": pin})
 
 
 def signed_in_id(client: Client) -> int | None:
@@ -188,11 +185,11 @@ def ana(terminal, operator) -> Client:
 
 @pytest.fixture
 def ben_for(terminal_for, other_operator) -> Callable[[WorkCenter], Client]:
-    """Ben (badge 1002, no PIN) signed in on another terminal at the given work center."""
+    """Ben (badge 1002, PIN 5678) signed in on another terminal at the given work center."""
 
     def make(work_center: WorkCenter) -> Client:
         client = terminal_for(work_center)
-        assert sign_in(client, "1002").status_code == 302
+        assert sign_in(client, "1002", "5678").status_code == 302
         return client
 
     return make

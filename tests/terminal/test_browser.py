@@ -97,21 +97,23 @@ def test_setup_sign_in_and_a_whole_operation(new_context, live_server, superviso
     expect(page.get_by_role("heading", name="Set up this terminal")).to_be_visible()
     page.get_by_label("Work center").select_option(wc.code)
     shot(page, "setup")
-    page.get_by_role("button", name="Use this work center").click()
+    page.get_by_label("Terminal name").fill("Lathe cell, left")
+    page.get_by_role("button", name="Enrol this browser").click()
 
-    # Badge on the on-screen keypad, PIN typed.
-    expect(page.get_by_role("heading", name="Scan your badge")).to_be_visible()
+    # Badge on the on-screen keypad; Enter moves on to the PIN, which is typed.
+    expect(page.get_by_role("heading", name="Scan your badge and enter your PIN")).to_be_visible()
     expect(page.locator(".bar")).to_contain_text(wc.code)
-    shot(page, "sign-in-badge")
+    shot(page, "sign-in")
+    page.get_by_label("Badge").click()
     for key in "1001":
         page.get_by_role("button", name=key, exact=True).click()
     expect(page.get_by_label("Badge")).to_have_value("1001")
-    page.get_by_role("button", name="Next").click()
-    expect(page.get_by_role("heading", name="Hello Ana, enter your PIN")).to_be_visible()
-    shot(page, "sign-in-pin")
+    page.get_by_label("Badge").press("Enter")
+    expect(page.get_by_label("PIN")).to_be_focused()
     page.get_by_label("PIN").fill("9999")
     page.get_by_role("button", name="Sign in", exact=True).click()
-    expect(page.get_by_role("alert")).to_contain_text("Wrong PIN.")
+    expect(page.get_by_role("alert")).to_contain_text("Badge or PIN not recognised.")
+    expect(page.get_by_label("Badge")).to_have_value("1001")  # kept: only the PIN again
     shot(page, "sign-in-wrong-pin")
     page.get_by_label("PIN").fill("1234")
     page.get_by_role("button", name="Sign in", exact=True).click()
@@ -204,7 +206,7 @@ def test_another_operator_completes_first_and_the_first_is_told_who(
     settings.MES_TERMINAL_POLL_MS = 60_000  # Ana's screen stays as it was: she acts on it
     wc = running.work_center
     ana = op_page(terminal_page(new_context, live_server, wc), running)
-    ben = op_page(terminal_page(new_context, live_server, wc, "1002", None), running)
+    ben = op_page(terminal_page(new_context, live_server, wc, "1002", "5678"), running)
 
     ben.get_by_role("button", name="Complete").click()
     ben.get_by_role("button", name="Yes, complete").click()

@@ -5,24 +5,27 @@ and the query counts of the polled screens."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
+import secrets
 import time
 from datetime import timedelta
 
 import pytest
-from django.core import signing
 from django.db import connection
-from django.test import Client, RequestFactory
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 
 from mes import services
+from mes.accounts import create_operator
 from mes.models import AuditRecord, ProductionConfirmation
 from shopfloor.models import DowntimeReason, DowntimeRecord
 from shopfloor.terminal import session
-from shopfloor.terminal.models import FormToken, SignInFailure
+from shopfloor.terminal.models import FormToken, SignInThrottle, Terminal
 
 from ..factories import make_routing, make_work_order
 from .conftest import (
@@ -86,11 +89,12 @@ def test_an_unbound_poll_redirects_the_whole_page_not_the_panel(client, db):
     assert response["HX-Redirect"] == SETUP
 
 
-def test_a_forged_or_unsigned_cookie_is_not_a_binding(client, op10):
+def test_a_forged_or_guessed_cookie_is_not_a_binding(client, op10):
     client.cookies[session.COOKIE] = op10.work_center.code  # what a curious user could type
     assert client.get(HOME)["Location"] == SETUP
-    other_salt = signing.get_cookie_signer(salt="another.salt").sign(op10.work_center.code)
-    client.cookies[session.COOKIE] = other_salt
+    client.cookies[session.COOKIE] = secrets.token_urlsafe(32)
+    assert client.get(HOME)["Location"] == SETUP
+    client.cookies[session.COOKIE] = "x" * 5000
     assert client.get(HOME)["Location"] == SETUP
 
 
@@ -110,30 +114,92 @@ def test_setup_is_refused_to_everyone_but_supervisors(client, op10, persona, req
         assert response.status_code == 403
         assert "Only a supervisor can set up a terminal." in text(response)
     assert session.COOKIE not in client.cookies
+    assert not Terminal.objects.exists()
 
 
-def test_a_supervisor_binds_the_browser_with_a_signed_long_lived_cookie(client, supervisor, op10):
+def test_a_supervisor_enrols_the_browser_as_a_server_side_terminal(client, supervisor, op10):
     wc = op10.work_center
     client.force_login(supervisor)
     page = client.get(SETUP)
     assert page.status_code == 200
     assert f"{wc.code} \N{EN DASH} {wc.name}" in text(page)
+    assert "No terminal is enrolled yet." in text(page)
 
-    response = client.post(SETUP, {"work_center": wc.code})
+    response = client.post(SETUP, {"work_center": wc.code, "name": "  Lathe   cell left "})
     assert response.status_code == 302 and response["Location"] == HOME
     cookie = response.cookies[session.COOKIE]
-    assert cookie.value != wc.code  # signed, not plain
-    request = RequestFactory().get(HOME)
-    request.COOKIES[session.COOKIE] = cookie.value
-    assert request.get_signed_cookie(session.COOKIE, salt=session.COOKIE_SALT) == wc.code
+    terminal = Terminal.objects.get()
+    assert (terminal.name, terminal.work_center, terminal.enrolled_by) == (
+        "Lathe cell left",
+        wc,
+        supervisor,
+    )
+    # The cookie is a random token; the server keeps only its hash.
+    assert len(cookie.value) >= 40 and wc.code not in cookie.value
+    assert terminal.token_hash == hashlib.sha256(cookie.value.encode()).hexdigest()
     assert cookie["httponly"] and cookie["samesite"] == "Lax"
-    assert int(cookie["max-age"]) >= 365 * 24 * 3600
+    record = AuditRecord.objects.get(entity_type="terminal", entity_id=terminal.pk)
+    assert (record.action, record.actor, record.changes) == (
+        "enrol",
+        supervisor,
+        {"work_center": wc.code},
+    )
 
     home = client.get(HOME)
     assert home.status_code == 200
     assert wc.code in text(home) and "Scan your badge" in text(home)
+    Terminal.objects.filter(pk=terminal.pk).update(last_seen_at=None)
+    client.get(HOME)
+    terminal.refresh_from_db()
+    assert terminal.last_seen_at is not None
     client.force_login(supervisor)  # binding signed the supervisor out of this browser
-    assert f"Currently: {wc.code}" in text(client.get(SETUP))
+    listing = text(client.get(SETUP))
+    assert "This browser is terminal Lathe cell left" in listing
+    assert "Active" in listing and "Sam Weber" in listing
+
+
+def test_enrolling_a_browser_again_revokes_the_terminal_it_was(client, supervisor, op10):
+    client.force_login(supervisor)
+    first = client.post(SETUP, {"work_center": op10.work_center.code, "name": "T1"})
+    old_token = first.cookies[session.COOKIE].value
+    client.force_login(supervisor)
+    client.post(SETUP, {"work_center": op10.work_center.code, "name": "T2"})
+    old, new = Terminal.objects.order_by("pk")
+    assert old.revoked_at is not None and old.revoked_by == supervisor and new.active
+    stranger = Client()
+    stranger.cookies[session.COOKIE] = old_token
+    assert stranger.get(HOME)["Location"] == SETUP
+
+
+def test_a_revoked_terminal_is_sent_to_setup_and_its_operator_signed_out(
+    client, ana, supervisor, op10
+):
+    terminal = Terminal.objects.get()
+    client.force_login(supervisor)
+    response = client.post(reverse("terminal:revoke", args=[terminal.pk]))
+    assert response.status_code == 302
+    page = text(client.get(SETUP))
+    assert f"Terminal {terminal.name} is revoked" in page and "Revoked" in page
+    for url in (HOME, PANEL, op_url(op10)):
+        assert ana.get(url)["Location"] == SETUP
+    assert ana.post(act_url(op10, "start"), {})["Location"] == SETUP
+    op10.refresh_from_db()
+    assert op10.status == "ready"
+    assert AuditRecord.objects.filter(entity_type="terminal", action="revoke").count() == 1
+
+    # Revoking again tells who did it first; nothing changes.
+    again = client.post(reverse("terminal:revoke", args=[terminal.pk]), follow=True)
+    assert "was already revoked by Sam Weber" in text(again)
+    assert AuditRecord.objects.filter(entity_type="terminal", action="revoke").count() == 1
+
+
+@pytest.mark.parametrize("persona", ["planner", "operator"])
+def test_only_supervisors_revoke_terminals(client, ana, persona, request):
+    terminal = Terminal.objects.get()
+    client.force_login(request.getfixturevalue(persona))
+    assert client.post(reverse("terminal:revoke", args=[terminal.pk])).status_code == 403
+    terminal.refresh_from_db()
+    assert terminal.active
 
 
 def test_setup_refuses_an_unknown_work_center(client, supervisor, op10):
@@ -142,6 +208,7 @@ def test_setup_refuses_an_unknown_work_center(client, supervisor, op10):
     assert response.status_code == 200
     assert "Choose a work center." in text(response)
     assert session.COOKIE not in response.cookies
+    assert not Terminal.objects.exists()
 
 
 def test_binding_a_terminal_does_not_leave_the_supervisor_signed_in_there(
@@ -155,41 +222,54 @@ def test_binding_a_terminal_does_not_leave_the_supervisor_signed_in_there(
 
 # --- Signing in --------------------------------------------------------------------------------
 
+REFUSED = "Badge or PIN not recognised."
 
-def test_the_sign_in_screen_asks_for_a_badge(terminal):
+
+def test_the_sign_in_screen_asks_for_badge_and_pin_together(terminal):
     page = terminal.get(HOME)
     assert page.status_code == 200
-    assert 'for="badge"' in page.content.decode() and "Scan your badge" in text(page)
+    html = page.content.decode()
+    assert 'for="badge"' in html and 'for="pin"' in html
+    assert "Scan your badge and enter your PIN" in text(page)
 
 
-def test_an_unknown_badge_is_refused_and_counted(terminal, operator):
-    response = sign_in(terminal, "9999")
+@pytest.mark.parametrize(
+    "badge,pin,why",
+    [
+        ("9999", "1234", "unknown badge"),
+        ("1001", "0000", "wrong PIN"),
+        ("1003", "1234", "operator without a PIN"),
+        ("1004", "1234", "inactive operator"),
+    ],
+)
+def test_every_refusal_reads_the_same_and_is_counted(terminal, operator, badge, pin, why):
+    create_operator(username="cy", first_name="Cy", badge="1003")  # no PIN yet
+    inactive = create_operator(username="di", first_name="Di", badge="1004", pin="1234").user
+    inactive.is_active = False
+    inactive.save(update_fields=["is_active"])
+
+    response = sign_in(terminal, badge, pin)
     assert response.status_code == 200
-    assert "This badge is not known here. Try again or ask your supervisor." in text(response)
+    page = text(response)
+    assert f"{REFUSED} 4 more tries before sign-in is locked" in page, why
+    assert "Ana" not in page and "Cy" not in page and "Di" not in page
     assert signed_in_id(terminal) is None
-    assert SignInFailure.objects.filter(badge="9999").count() == 1
+    assert SignInThrottle.objects.get(key=f"badge:{badge}").attempts == 1
 
 
-def test_an_empty_badge_is_refused(terminal, operator):
-    assert "This badge is not known here" in text(sign_in(terminal, "   "))
+def test_badge_and_pin_are_both_needed_and_a_missing_one_is_not_counted(terminal, operator):
+    for badge, pin in (("1001", ""), ("", "1234"), ("   ", "")):
+        page = text(sign_in(terminal, badge, pin))
+        assert "Scan or type your badge, then enter your PIN." in page
     assert signed_in_id(terminal) is None
-
-
-def test_an_inactive_operator_badge_is_refused(terminal, operator):
-    operator.is_active = False
-    operator.save(update_fields=["is_active"])
-    assert "This badge is not known here" in text(sign_in(terminal, "1001"))
-    assert "Wrong PIN" in text(sign_in(terminal, "1001", "1234"))  # tells nothing more
-    assert signed_in_id(terminal) is None
-
-
-def test_a_badge_with_a_pin_asks_for_the_pin_then_signs_in(terminal, operator):
-    step = sign_in(terminal, "1001")
-    assert step.status_code == 200
-    assert "Hello Ana, enter your PIN" in text(step)
-    assert 'for="pin"' in step.content.decode()
+    assert not SignInThrottle.objects.exists()
+    # The old first step (badge alone) signs nobody in, not even an operator without a PIN.
+    create_operator(username="cy", first_name="Cy", badge="1003")
+    assert terminal.post(reverse("terminal:sign_in"), {"badge": "1003"}).status_code == 200
     assert signed_in_id(terminal) is None
 
+
+def test_badge_and_pin_sign_in(terminal, operator):
     done = sign_in(terminal, "1001", "1234")
     assert done.status_code == 302 and done["Location"] == HOME
     assert signed_in_id(terminal) == operator.pk
@@ -197,20 +277,10 @@ def test_a_badge_with_a_pin_asks_for_the_pin_then_signs_in(terminal, operator):
     assert "Ana Lopez" in home and "Sign out" in home and "Queue" in home
 
 
-def test_a_wrong_pin_is_refused_with_the_tries_left(terminal, operator, settings):
-    settings.MES_TERMINAL_MAX_FAILURES = 5
+def test_after_a_refusal_the_badge_stays_and_the_pin_is_asked_again(terminal, operator):
     response = sign_in(terminal, "1001", "0000")
-    assert response.status_code == 200
-    assert "Wrong PIN. 4 more tries before sign-in is locked." in text(response)
-    assert signed_in_id(terminal) is None
-    # Still on the PIN step for the same badge.
-    assert "Hello" not in text(response) or 'for="pin"' in response.content.decode()
-
-
-def test_after_a_wrong_pin_the_pin_screen_still_greets_the_operator(terminal, operator):
-    response = sign_in(terminal, "1001", "0000")
-    assert "Wrong PIN." in text(response)
-    assert "Hello Ana, enter your PIN" in text(response)
+    html = response.content.decode()
+    assert 'value="1001"' in html and "0000" not in html
 
 
 def test_too_many_wrong_pins_lock_the_badge_even_for_the_right_pin(terminal, operator, settings):
@@ -223,13 +293,22 @@ def test_too_many_wrong_pins_lock_the_badge_even_for_the_right_pin(terminal, ope
 
     right = sign_in(terminal, "1001", "1234")
     assert "Too many wrong tries" in text(right)
-    assert "Too many wrong tries" in text(sign_in(terminal, "1001"))  # the badge step too
     assert signed_in_id(terminal) is None
 
-    # After the lockout time the right PIN works again.
-    SignInFailure.objects.update(at=timezone.now() - timedelta(seconds=601))
+    # After the lockout time the right PIN works again, and clears the badge's count.
+    SignInThrottle.objects.update(last_at=timezone.now() - timedelta(seconds=601))
     assert sign_in(terminal, "1001", "1234").status_code == 302
     assert signed_in_id(terminal) == operator.pk
+    assert SignInThrottle.objects.get(key="badge:1001").attempts == 0
+
+
+def test_the_right_pin_clears_the_count_of_earlier_wrong_ones(terminal, operator, settings):
+    settings.MES_TERMINAL_MAX_FAILURES = 3
+    sign_in(terminal, "1001", "1111")
+    sign_in(terminal, "1001", "2222")
+    assert sign_in(terminal, "1001", "1234").status_code == 302
+    terminal.post(reverse("terminal:sign_out"))
+    assert "2 more tries" in text(sign_in(terminal, "1001", "1111"))
 
 
 def test_a_terminal_guessing_many_badges_is_locked_for_everyone(
@@ -237,7 +316,7 @@ def test_a_terminal_guessing_many_badges_is_locked_for_everyone(
 ):
     settings.MES_TERMINAL_MAX_FAILURES = 2
     for badge in ("5001", "5002", "5003", "5004", "5005", "5006"):
-        sign_in(terminal, badge)
+        sign_in(terminal, badge, "1234")
     assert "Too many wrong tries" in text(sign_in(terminal, "1001", "1234"))
     assert signed_in_id(terminal) is None
     # Another terminal is not affected.
@@ -245,11 +324,14 @@ def test_a_terminal_guessing_many_badges_is_locked_for_everyone(
     assert sign_in(elsewhere, "1001", "1234").status_code == 302
 
 
-def test_a_badge_without_pin_signs_in_directly(terminal, other_operator):
-    response = sign_in(terminal, "1002")
-    assert response.status_code == 302 and response["Location"] == HOME
-    assert signed_in_id(terminal) == other_operator.pk
-    assert "Ben Okafor" in text(terminal.get(HOME))
+def test_every_refused_sign_in_is_one_security_event_without_the_pin(terminal, operator, caplog):
+    with caplog.at_level(logging.WARNING, logger="mes.security"):
+        sign_in(terminal, "1001", "0000")
+        sign_in(terminal, "9999", "4321")
+    events = [r for r in caplog.records if r.name == "mes.security"]
+    assert len(events) == 2
+    assert all(r.security_event == "sign_in_refused" for r in events)
+    assert not any("0000" in r.getMessage() or "4321" in r.getMessage() for r in events)
 
 
 def test_sign_out_returns_to_the_badge_screen(ana):

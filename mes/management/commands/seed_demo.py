@@ -41,6 +41,7 @@ from mes.quality import selectors as quality_selectors
 from mes.quality import services as quality_services
 from mes.quality.choices import CheckKind, Reaction
 from mes.quality.models import InspectionCharacteristic
+from mes.roles import STAFF_ROLES
 from shopfloor.downtime import set_downtime_reason
 from shopfloor.models import DowntimeRecord
 from shopfloor.plc.demo import configure_demo_connections
@@ -171,7 +172,7 @@ PASSWORDS = {"admin": "mes-admin-2026", "supervisor": "mes-super-2026", "planner
 OPERATORS = [
     ("ana", "Ana", "Lopez", "1001", "1234"),
     ("ben", "Ben", "Okafor", "1002", "2345"),
-    ("chen", "Chen", "Wei", "1003", None),
+    ("chen", "Chen", "Wei", "1003", "3456"),
 ]
 HOLD_REASONS = [
     "Material shortage: sheet 2 mm S235",
@@ -314,7 +315,7 @@ class Command(BaseCommand):
             defaults={
                 "first_name": role.capitalize(),
                 "last_name": "Demo",
-                "is_staff": role in ("admin", "supervisor"),
+                "is_staff": role in STAFF_ROLES,
                 "is_superuser": role == "admin",
             },
         )
