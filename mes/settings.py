@@ -17,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange as KombuExchange
 from kombu import Queue as KombuQueue
 
+from mes import netguard
 from mes.queues import Queues
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -415,6 +416,24 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- Outbound connections (mes/netguard.py) ------------------------------------------------------
+# The MES connects where users say: ERP endpoint URLs (webhooks) and PLC hosts. Refused,
+# when registered and again at each connection (on every address a name resolves to):
+# for ERP endpoints every address that is not public (loopback, private, link-local,
+# unspecified, multicast, reserved, shared) and any scheme but http/https; for PLCs, which
+# live on private networks, loopback, link-local (169.254.169.254: cloud metadata),
+# unspecified, multicast and reserved addresses. MES_OUTBOUND_ALLOWED_HOSTS, comma-separated,
+# allows targets anyway: IP addresses (127.0.0.1, ::1), CIDR networks (10.20.0.0/16) and host
+# names (erp.plant.local: that name, whatever it resolves to). Default: nothing, or loopback
+# (127.0.0.0/8, ::1, localhost) with DEBUG on, for the demo's ERP simulator and PLCs.
+MES_OUTBOUND_ALLOWED_HOSTS = env_list(
+    "MES_OUTBOUND_ALLOWED_HOSTS", ["127.0.0.0/8", "::1", "localhost"] if DEBUG else []
+)
+try:
+    netguard.AllowList.parse(MES_OUTBOUND_ALLOWED_HOSTS)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"MES_OUTBOUND_ALLOWED_HOSTS: {exc}") from None
 
 # --- ERP outbox delivery (erp_sync.delivery) ---------------------------------------------------
 MES_OUTBOX_TIMEOUT = env_int("MES_OUTBOX_TIMEOUT", 5, minimum=1)  # seconds per POST
