@@ -17,7 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange as KombuExchange
 from kombu import Queue as KombuQueue
 
-from mes import netguard
+from mes import crypto, netguard
 from mes.queues import Queues
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -78,6 +78,20 @@ def _secret_key(debug: bool) -> str:
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = _secret_key(DEBUG)
+
+# Secrets the MES keeps in its database (the HMAC keys of ERP endpoints) are encrypted
+# (Fernet, mes/crypto.py). MES_FIELD_ENCRYPTION_KEY: one or more secrets of at least 32
+# characters, comma-separated; the first encrypts, all decrypt (to rotate, put a new one
+# first; secrets entered again are then encrypted with it). Unset: a key derived from
+# SECRET_KEY (HKDF-SHA256), so changing SECRET_KEY then makes the stored secrets unreadable:
+# enter them again (deliveries fail with a message saying so until then).
+try:
+    MES_FIELD_ENCRYPTION_KEYS = crypto.keys_from_environment(
+        os.environ.get("MES_FIELD_ENCRYPTION_KEY", ""), SECRET_KEY
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured(f"MES_FIELD_ENCRYPTION_KEY: {exc}") from None
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 

@@ -27,6 +27,7 @@ def _run_with_settings(tmp_path, code: str, **env):
             "TIME_ZONE",
             "MES_CACHE_URL",
             "MES_OUTBOUND_ALLOWED_HOSTS",
+            "MES_FIELD_ENCRYPTION_KEY",
         }
         and not k.startswith(("DB_CONN_MAX_AGE", "MES_DB_POOL"))
     }
@@ -89,6 +90,10 @@ def _load_settings(tmp_path, **env):
         (
             {"SECRET_KEY": "x", "MES_OUTBOUND_ALLOWED_HOSTS": "127.0.0.1,10.0.0.1/8"},
             "MES_OUTBOUND_ALLOWED_HOSTS: '10.0.0.1/8' is not an IP address, a CIDR network",
+        ),
+        (
+            {"SECRET_KEY": "x", "MES_FIELD_ENCRYPTION_KEY": "too-short"},
+            "MES_FIELD_ENCRYPTION_KEY: key 1 has 9 characters; give at least 32",
         ),
     ],
 )
