@@ -1,6 +1,8 @@
 # Production image: gunicorn serving mes.wsgi, static files collected and served by
 # whitenoise, running as a non-root user. Configure with DATABASE_URL, CELERY_BROKER_URL,
-# SECRET_KEY, TIME_ZONE and ALLOWED_HOSTS. The same image runs the Celery worker:
+# SECRET_KEY, TIME_ZONE and ALLOWED_HOSTS; MES_FIELD_ENCRYPTION_KEY keeps stored secrets
+# apart from SECRET_KEY, MES_OUTBOUND_ALLOWED_HOSTS names internal ERP endpoints the MES may
+# post to (see mes/settings.py). The same image runs the Celery worker:
 #   docker run ... mes celery -A mes worker --beat
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1

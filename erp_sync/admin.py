@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
@@ -6,8 +7,14 @@ from mes.errors import DomainError
 
 from .auth import create_api_client
 from .delivery import delivery_lag
-from .models import ApiClient, ErpEndpoint, OutboxDelivery, OutboxEvent
-from .services import delete_endpoint, replay_deliveries
+from .models import ApiClient, ErpEndpoint, EventType, OutboxDelivery, OutboxEvent
+from .services import (
+    SECRET_LENGTH,
+    delete_endpoint,
+    endpoint_url_problem,
+    replay_deliveries,
+    upsert_endpoint,
+)
 
 
 @admin.register(OutboxEvent)
@@ -49,11 +56,68 @@ class ApiClientAdmin(admin.ModelAdmin):
         )
 
 
+class ErpEndpointForm(forms.ModelForm):
+    """The secret is write-only: a password input that is always empty, also after an
+    error; left empty on a change, the current secret stays."""
+
+    secret = forms.CharField(
+        label="Secret",
+        required=False,
+        strip=False,
+        min_length=SECRET_LENGTH[0],
+        max_length=SECRET_LENGTH[1],
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="HMAC-SHA256 key of the X-MES-Signature header, stored encrypted and never "
+        "shown. Required for a new endpoint; leave empty to keep the current one.",
+    )
+    url = forms.URLField(label="URL", max_length=500, assume_scheme="https")
+    event_types = forms.MultipleChoiceField(
+        choices=EventType.choices, widget=forms.CheckboxSelectMultiple
+    )
+
+    class Meta:
+        model = ErpEndpoint
+        fields = ["code", "url", "secret", "event_types", "active"]
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"]
+        if problem := endpoint_url_problem(url):
+            raise forms.ValidationError(problem)
+        return url
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if self.instance.pk is None and not data.get("secret"):
+            self.add_error("secret", "A new endpoint needs a secret.")
+        return data
+
+
 @admin.register(ErpEndpoint)
 class ErpEndpointAdmin(admin.ModelAdmin):
+    """Saved through :func:`erp_sync.services.upsert_endpoint`; the code names the endpoint
+    in its deliveries, so it is fixed once created."""
+
+    form = ErpEndpointForm
     list_display = ["code", "url", "active", "event_types"]
     list_filter = ["active"]
     search_fields = ["code", "url"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["code"] if obj else []
+
+    def save_model(self, request, obj, form, change):
+        try:
+            endpoint, _, _ = upsert_endpoint(
+                obj.code,
+                url=form.cleaned_data["url"],
+                secret=form.cleaned_data.get("secret") or None,
+                event_types=form.cleaned_data["event_types"],
+                active=form.cleaned_data["active"],
+            )
+        except DomainError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return
+        obj.pk = endpoint.pk
 
     def delete_model(self, request, obj):
         delete_endpoint(obj)

@@ -27,7 +27,10 @@ from django.db import transaction
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
+from mes import crypto, netguard
+
 from .models import DeliveryStatus, OutboxDelivery
+from .transport import delivery_client
 
 log = logging.getLogger(__name__)
 
@@ -89,23 +92,46 @@ def _claim(heads: list[int], now: datetime) -> list[OutboxDelivery]:
     )
 
 
+NO_ANSWER = "no HTTP answer (connection failed or timed out)"
+
+
+def http_status(response: httpx.Response) -> str:
+    """The status to store, e.g. "HTTP 500 Internal Server Error": the code and its
+    standard phrase, nothing the server wrote (neither its body nor its reason phrase)."""
+    return f"HTTP {response.status_code} {httpx.codes.get_reason_phrase(response.status_code)}"
+
+
 def _post(client: httpx.Client, delivery: OutboxDelivery) -> str | None:
-    """POST the event; None when delivered (2xx), else why not."""
+    """POST the event; None when delivered (2xx), else why not, in words that may be stored
+    and shown: a refused target, a status line, or one message for every connection
+    failure (refused, timed out, reset: telling those apart would make a port scanner of the
+    MES). The details go to the log only."""
     endpoint, event = delivery.endpoint, delivery.event
+    try:
+        netguard.url_host(endpoint.url)  # the scheme; the transport checks the addresses
+        secret = endpoint.get_secret()
+    except (netguard.TargetNotAllowed, crypto.SecretUnreadable) as exc:
+        return str(exc)
     body = encode_body(event.envelope())
     headers = {
         "Content-Type": "application/json",
         "Idempotency-Key": str(event.event_id),
-        "X-MES-Signature": sign(endpoint.secret, body),
+        "X-MES-Signature": sign(secret, body),
         "X-MES-Event-Type": event.event_type,
     }
     try:
         response = client.post(endpoint.url, content=body, headers=headers)
-    except httpx.HTTPError as exc:
-        return f"{type(exc).__name__}: {exc}"[:500]
+    except netguard.TargetNotAllowed as exc:
+        return str(exc)
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        log.info("outbox delivery to %s: %s: %s", endpoint.code, type(exc).__name__, exc)
+        return NO_ANSWER
+    except Exception:  # a bug or an httpx surprise must not end the pass
+        log.exception("outbox delivery to %s failed unexpectedly", endpoint.code)
+        return "delivery failed (see the worker's log)"
     if 200 <= response.status_code < 300:
         return None
-    return f"HTTP {response.status_code}: {response.text[:200]}"
+    return http_status(response)
 
 
 LEASE_MARGIN_SECONDS = 2  # for the claim and the record around a wave's calls
@@ -164,7 +190,7 @@ def deliver_pending(
     deadline = time.monotonic() + budget
     report = PassReport()
     own_client = client is None
-    client = client or httpx.Client(timeout=settings.MES_OUTBOX_TIMEOUT, follow_redirects=False)
+    client = client or delivery_client(timeout=settings.MES_OUTBOX_TIMEOUT)
     concurrency = settings.MES_OUTBOX_CONCURRENCY
     calls_in_a_lease = int(
         (settings.MES_OUTBOX_LEASE_SECONDS - LEASE_MARGIN_SECONDS) // settings.MES_OUTBOX_TIMEOUT

@@ -12,6 +12,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from mes import crypto
 from mes.formats import iso_utc
 
 
@@ -79,11 +80,11 @@ class ApiClient(models.Model):
 
 class ErpEndpoint(models.Model):
     """Where outbox events are POSTed. The secret signs each body (HMAC-SHA256); it is
-    write-only through the API."""
+    write-only (API and admin) and stored encrypted (:mod:`mes.crypto`)."""
 
     code = models.CharField(_("code"), max_length=64, unique=True)
     url = models.URLField(_("URL"), max_length=500)
-    secret = models.CharField(_("secret"), max_length=200)
+    secret_encrypted = models.CharField(_("secret (encrypted)"), max_length=500, editable=False)
     event_types = models.JSONField(_("event types"), default=list)
     active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -97,6 +98,13 @@ class ErpEndpoint(models.Model):
 
     def wants(self, event_type: str) -> bool:
         return self.active and event_type in self.event_types
+
+    def set_secret(self, secret: str) -> None:
+        self.secret_encrypted = crypto.encrypt(secret)
+
+    def get_secret(self) -> str:
+        """The plain secret; raises :class:`mes.crypto.SecretUnreadable`."""
+        return crypto.decrypt(self.secret_encrypted)
 
 
 class DeliveryStatus(models.TextChoices):

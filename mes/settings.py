@@ -18,6 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange as KombuExchange
 from kombu import Queue as KombuQueue
 
+from mes import crypto, netguard
 from mes.queues import Queues
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -78,6 +79,20 @@ def _secret_key(debug: bool) -> str:
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = _secret_key(DEBUG)
+
+# Secrets the MES keeps in its database (the HMAC keys of ERP endpoints) are encrypted
+# (Fernet, mes/crypto.py). MES_FIELD_ENCRYPTION_KEY: one or more secrets of at least 32
+# characters, comma-separated; the first encrypts, all decrypt (to rotate, put a new one
+# first; secrets entered again are then encrypted with it). Unset: a key derived from
+# SECRET_KEY (HKDF-SHA256), so changing SECRET_KEY then makes the stored secrets unreadable:
+# enter them again (deliveries fail with a message saying so until then).
+try:
+    MES_FIELD_ENCRYPTION_KEYS = crypto.keys_from_environment(
+        os.environ.get("MES_FIELD_ENCRYPTION_KEY", ""), SECRET_KEY
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured(f"MES_FIELD_ENCRYPTION_KEY: {exc}") from None
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -436,6 +451,24 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- Outbound connections (mes/netguard.py) ------------------------------------------------------
+# The MES connects where users say: ERP endpoint URLs (webhooks) and PLC hosts. Refused,
+# when registered and again at each connection (on every address a name resolves to):
+# for ERP endpoints every address that is not public (loopback, private, link-local,
+# unspecified, multicast, reserved, shared) and any scheme but http/https; for PLCs, which
+# live on private networks, loopback, link-local (169.254.169.254: cloud metadata),
+# unspecified, multicast and reserved addresses. MES_OUTBOUND_ALLOWED_HOSTS, comma-separated,
+# allows targets anyway: IP addresses (127.0.0.1, ::1), CIDR networks (10.20.0.0/16) and host
+# names (erp.plant.local: that name, whatever it resolves to). Default: nothing, or loopback
+# (127.0.0.0/8, ::1, localhost) with DEBUG on, for the demo's ERP simulator and PLCs.
+MES_OUTBOUND_ALLOWED_HOSTS = env_list(
+    "MES_OUTBOUND_ALLOWED_HOSTS", ["127.0.0.0/8", "::1", "localhost"] if DEBUG else []
+)
+try:
+    netguard.AllowList.parse(MES_OUTBOUND_ALLOWED_HOSTS)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"MES_OUTBOUND_ALLOWED_HOSTS: {exc}") from None
 
 # --- ERP outbox delivery (erp_sync.delivery) ---------------------------------------------------
 MES_OUTBOX_TIMEOUT = env_int("MES_OUTBOX_TIMEOUT", 5, minimum=1)  # seconds per POST

@@ -135,6 +135,9 @@ class MachineConnectionForm(forms.ModelForm):
             fields = {f"connection.{name}": name for name in connection}
             fields["connection.registers"] = "register_map"
             _field_errors(self, exc, fields)
+            return data
+        if problem := services.plc_host_problem(self.spec.host):
+            self.add_error("host", problem)
         return data
 
 

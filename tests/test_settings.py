@@ -19,7 +19,16 @@ def _run_with_settings(tmp_path, code: str, **env):
     base = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL", "TIME_ZONE", "MES_CACHE_URL"}
+        if k
+        not in {
+            "SECRET_KEY",
+            "DEBUG",
+            "DATABASE_URL",
+            "TIME_ZONE",
+            "MES_CACHE_URL",
+            "MES_OUTBOUND_ALLOWED_HOSTS",
+            "MES_FIELD_ENCRYPTION_KEY",
+        }
         and not k.startswith(("DB_CONN_MAX_AGE", "MES_DB_POOL"))
     }
     base.update(MES_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="mes.settings", **env)
@@ -77,6 +86,14 @@ def _load_settings(tmp_path, **env):
         (
             {"SECRET_KEY": "x", "DATABASE_URL": PG, "DB_CONN_MAX_AGE": "60"},
             "DB_CONN_MAX_AGE keeps connections outside the pool",
+        ),
+        (
+            {"SECRET_KEY": "x", "MES_OUTBOUND_ALLOWED_HOSTS": "127.0.0.1,10.0.0.1/8"},
+            "MES_OUTBOUND_ALLOWED_HOSTS: '10.0.0.1/8' is not an IP address, a CIDR network",
+        ),
+        (
+            {"SECRET_KEY": "x", "MES_FIELD_ENCRYPTION_KEY": "too-short"},
+            "MES_FIELD_ENCRYPTION_KEY: key 1 has 9 characters; give at least 32",
         ),
     ],
 )
@@ -186,3 +203,16 @@ def test_sqlite_has_no_pool(tmp_path):
     assert "pool" not in db["options"]
     assert db["pool"] is None
     assert db["conn_max_age"] == 0
+
+
+def test_outbound_targets_default_to_none_and_to_loopback_for_the_demo(tmp_path):
+    code = "from django.conf import settings; print(settings.MES_OUTBOUND_ALLOWED_HOSTS)"
+    production = _run_with_settings(tmp_path, code, SECRET_KEY="x")
+    demo = _run_with_settings(tmp_path, code, DEBUG="1")
+    chosen = _run_with_settings(
+        tmp_path, code, DEBUG="1", MES_OUTBOUND_ALLOWED_HOSTS=" 10.1.0.0/16, erp.plant.local"
+    )
+
+    assert production.stdout.strip() == "[]", production.stderr
+    assert demo.stdout.strip() == "['127.0.0.0/8', '::1', 'localhost']", demo.stderr
+    assert chosen.stdout.strip() == "['10.1.0.0/16', 'erp.plant.local']", chosen.stderr

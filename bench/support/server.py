@@ -139,6 +139,8 @@ def in_process_django(
             "SECURE_COOKIES": "0",
             "MES_PLAIN_STATIC": "1",
             "MES_VAR_DIR": str(var),
+            # The benches' ERP simulator and PLCs are on loopback.
+            "MES_OUTBOUND_ALLOWED_HOSTS": "127.0.0.1",
             "DJANGO_SETTINGS_MODULE": settings,
             "LOG_LEVEL": "WARNING",
             **(env or {}),

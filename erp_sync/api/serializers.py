@@ -508,7 +508,12 @@ class MachineSerializer(serializers.Serializer):
 
 class ErpEndpointSerializer(serializers.Serializer):
     code = serializers.CharField(read_only=True)
-    url = serializers.URLField(max_length=500)
+    url = serializers.URLField(
+        max_length=500,
+        help_text="http or https, to a public address: loopback, private, link-local and other "
+        "internal targets are refused (400 naming `url`) unless the MES's operator allows "
+        "them. Redirects are not followed.",
+    )
     secret = serializers.CharField(
         write_only=True,
         required=False,

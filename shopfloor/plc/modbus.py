@@ -10,17 +10,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import struct
 import threading
 import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from ipaddress import ip_address
 from typing import Any, TypeVar
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import ModbusException
+
+from mes import netguard
 
 from .registers import HOLDING, ReadSpan
 
@@ -82,14 +86,30 @@ class Endpoint:
         return f"{self.host}:{self.port} unit {self.unit_id}"
 
 
+# Failures whose message users and API clients may read: a Modbus exception response
+# (a Modbus device answered) and a host the MES will not connect to. Every other failure
+# (refused, timed out, reset, unresolved, not Modbus) is shown as one message and, in the
+# poller, completes when the device's timeout is up: telling those apart, by words or by
+# time, would make the MES a port scanner for whoever may set a machine's host and port.
+# The log keeps the details.
+SHOWN_KINDS = frozenset({"exception", "blocked"})
+
+
 class ReadFailure(Exception):
     """A poll that produced no usable answer. ``kind`` is one of ``refused``, ``timeout``,
-    ``reset``, ``exception`` (a Modbus exception response), ``malformed``."""
+    ``reset``, ``unresolved``, ``exception`` (a Modbus exception response), ``malformed``,
+    ``blocked`` (an address the MES does not connect to)."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
+
+    def shown(self, endpoint: Endpoint) -> str:
+        """The message for users and API clients (the status, the machine's offline reason)."""
+        if self.kind in SHOWN_KINDS:
+            return self.message
+        return f"no Modbus answer from {endpoint.host}:{endpoint.port}"
 
 
 def describe_exception_code(code: int) -> str:
@@ -126,19 +146,54 @@ def _where(span: ReadSpan) -> str:
 class DeviceLink:
     """One PLC: a pymodbus asyncio client, connected on demand and kept between polls.
     Any failure other than an exception response drops the connection, so the next poll
-    starts from a clean one."""
+    starts from a clean one.
 
-    def __init__(self, endpoint: Endpoint, name: str = "plc") -> None:
+    With an ``allow`` list (the poller's), each connection first resolves the host, checks
+    every address (:data:`mes.netguard.PLC`) and connects to the checked one; without (the
+    ``modbus_probe`` command an administrator runs), it connects wherever it is told."""
+
+    def __init__(
+        self, endpoint: Endpoint, name: str = "plc", *, allow: netguard.AllowList | None = None
+    ) -> None:
         self.endpoint = endpoint
         self.name = name
+        self.allow = allow
         self.client: AsyncModbusTcpClient | None = None
+
+    async def _resolved(self, host: str) -> list[str]:
+        try:
+            return [str(ip_address(host))]
+        except ValueError:
+            pass
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, self.endpoint.port, type=socket.SOCK_STREAM
+            )
+        except (OSError, UnicodeError):
+            infos = []
+        if not infos:
+            raise ReadFailure("unresolved", f"name {host} not resolved")
+        return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+    async def _address(self) -> str:
+        """Where to connect: the host itself without an allow-list, else the first address
+        it resolves to, every one of them checked."""
+        host = self.endpoint.host
+        if self.allow is None:
+            return host
+        found = await self._resolved(host)
+        try:
+            checked = netguard.check_addresses(host, found, refused=netguard.PLC, allow=self.allow)
+        except netguard.TargetNotAllowed as exc:
+            raise ReadFailure("blocked", str(exc)) from None
+        return str(checked[0])
 
     async def _connected(self) -> AsyncModbusTcpClient:
         if self.client is not None and self.client.connected:
             return self.client
         self.close()
         client = AsyncModbusTcpClient(
-            self.endpoint.host,
+            await self._address(),
             port=self.endpoint.port,
             name=self.name,
             # pymodbus's own timeouts stay out of the way: the caller's deadline decides.
@@ -235,11 +290,16 @@ class ReadOutcome:
 
 
 async def poll(link: DeviceLink, spans: Sequence[ReadSpan], key: Any) -> ReadOutcome:
-    """Never raises: every failure, even an unexpected one, becomes an outcome."""
+    """Never raises: every failure, even an unexpected one, becomes an outcome. A failure
+    not shown in detail (:data:`SHOWN_KINDS`) completes when the device's timeout is up,
+    however early it came, so that its timing does not tell either."""
+    started = time.monotonic()
     try:
         values = await link.read(spans)
         return ReadOutcome(key, datetime.now(UTC), values=values)
     except ReadFailure as failure:
+        if failure.kind not in SHOWN_KINDS:
+            await asyncio.sleep(max(0.0, started + link.endpoint.timeout - time.monotonic()))
         return ReadOutcome(key, datetime.now(UTC), failure=failure)
     except Exception as exc:  # a bug or a pymodbus surprise must not end the cycle
         logger.exception("Unexpected error polling %s", link.name)

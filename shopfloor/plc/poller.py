@@ -32,6 +32,7 @@ from django.db import DatabaseError
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
+from mes import netguard
 from mes.choices import MachineState
 from shopfloor.downtime import idle_too_long, open_idle_downtimes
 from shopfloor.models import MachineConnection, PlcStatus
@@ -222,9 +223,10 @@ class GroupPoller:
             statuses = self._statuses()
         parsed: dict[str, tuple[RegisterMap, ReadPlan]] = {}
         fresh: dict[int, Device] = {}
+        allow = netguard.allow_list(tuple(settings.MES_OUTBOUND_ALLOWED_HOSTS))
         for row in rows:
             conn = dict(zip(_CONNECTION_FIELDS, row, strict=True))
-            device = self._device_for(conn, statuses[conn["machine_id"]], parsed)
+            device = self._device_for(conn, statuses[conn["machine_id"]], parsed, allow)
             if device is not None:
                 fresh[device.machine_id] = device
         for machine_id, old in self.devices.items():
@@ -239,7 +241,9 @@ class GroupPoller:
             parsed[key] = (regmap, plan_reads(regmap))
         return parsed[key]
 
-    def _device_for(self, conn: dict[str, Any], status_row, parsed) -> Device | None:
+    def _device_for(
+        self, conn: dict[str, Any], status_row, parsed, allow: netguard.AllowList
+    ) -> Device | None:
         code = conn["machine__code"]
         raw_map = conn["profile__register_map"] if conn["profile_id"] else conn["register_map"]
         try:
@@ -250,7 +254,8 @@ class GroupPoller:
         endpoint = Endpoint(conn["host"], conn["port"], conn["unit_id"], conn["timeout_ms"] / 1000)
         _, version, good_raw, scrap_raw, read_at, failures = status_row
         old = self.devices.get(conn["machine_id"])
-        link = old.link if old is not None and old.endpoint == endpoint else None
+        same = old is not None and old.endpoint == endpoint and old.link.allow == allow
+        link = old.link if same else None
         device = Device(
             machine_id=conn["machine_id"],
             code=code,
@@ -258,7 +263,7 @@ class GroupPoller:
             interval=conn["poll_interval_ms"] / 1000,
             regmap=regmap,
             plan=plan,
-            link=link or DeviceLink(endpoint, name=code),
+            link=link or DeviceLink(endpoint, name=code, allow=allow),
             state=conn["machine__state"],
             state_since=conn["machine__state_since"],
             version=version,
@@ -477,8 +482,9 @@ class GroupPoller:
             cap=max(self.options.backoff_max, device.interval),
         )
         device.next_due = device.launched_at + delay
+        shown = failure.shown(device.endpoint)  # the log above has the details
         batch.failures.append(
-            FailureWrite(device.machine_id, device.failures, failure.message[:1000], outcome.at)
+            FailureWrite(device.machine_id, device.failures, shown[:1000], outcome.at)
         )
         if device.failures >= offline_after and device.state != MachineState.OFFLINE:
             batch.states.append(
@@ -487,7 +493,7 @@ class GroupPoller:
                     device.code,
                     MachineState.OFFLINE,
                     device.first_failure_at,
-                    reason=f"No answer from the PLC: {failure.message}"[:200],
+                    reason=(shown[:1].upper() + shown[1:])[:200],
                 )
             )
 

@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from mes import netguard
 from mes import services as mes_services
 from mes.choices import MachineState, OperationStatus
 from mes.errors import DomainError, ValidationFailed
@@ -142,6 +143,20 @@ def _resolve_registers(
     return profile, profile.register_map
 
 
+def plc_host_problem(host: str) -> str | None:
+    """Why the poller will not connect to ``host``, or None. PLCs live on private networks,
+    so private addresses are fine; loopback, link-local (169.254.169.254, cloud metadata),
+    unspecified, multicast and reserved ones are not, unless ``MES_OUTBOUND_ALLOWED_HOSTS``
+    names them (the demo's simulated PLCs are on 127.0.0.1). Host names are checked again,
+    on what they resolve to, at every connection."""
+    allow = netguard.allow_list(tuple(settings.MES_OUTBOUND_ALLOWED_HOSTS))
+    try:
+        netguard.check_host(host, refused=netguard.PLC, allow=allow)
+    except netguard.TargetNotAllowed as exc:
+        return exc.sentence()
+    return None
+
+
 def configure_connection(machine: Machine, *, spec: ConnectionSpec) -> bool:
     """Create or change a machine's PLC connection. Returns False when nothing changed.
     Raw counter values are forgotten when the counters now mean something else.
@@ -149,6 +164,8 @@ def configure_connection(machine: Machine, *, spec: ConnectionSpec) -> bool:
     ``spec.enabled`` and ``spec.group``: None gives a new connection the default (enabled,
     group ``default``) and leaves an existing one's as it is; so does a left-out profile or
     register map (see :class:`ConnectionSpec`)."""
+    if problem := plc_host_problem(spec.host):
+        raise ValidationFailed.field("connection.host", problem)
     enabled = spec.enabled
     with transaction.atomic():
         Machine.objects.select_for_update().filter(pk=machine.pk).first()

@@ -4,6 +4,7 @@ undelivered events as dead letters."""
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 
 from erp_sync.models import DeliveryStatus, ErpEndpoint, EventType, OutboxDelivery, OutboxEvent
 from tests.factories import make_work_order
@@ -51,7 +52,7 @@ def test_put_creates_and_never_returns_the_secret(integrator_client):
     }
     assert_no_secret(response)
     endpoint = ErpEndpoint.objects.get(code="erp-main")
-    assert endpoint.secret == SECRET
+    assert endpoint.get_secret() == SECRET
 
 
 def test_get_one_and_list_never_return_the_secret(integrator_client):
@@ -96,12 +97,12 @@ def test_an_update_without_secret_keeps_it_and_a_new_secret_replaces_it(integrat
     kept = put(integrator_client, "erp-main", {**without_secret(BODY), "active": False})
     assert kept.status_code == 200
     assert kept.json()["active"] is False
-    assert ErpEndpoint.objects.get().secret == SECRET
+    assert ErpEndpoint.objects.get().get_secret() == SECRET
 
     replaced = put(integrator_client, "erp-main", {**BODY, "secret": "rotated-0123456789-xyz"})
     assert replaced.status_code == 200
     assert_no_secret(replaced, "rotated-0123456789-xyz", SECRET)
-    assert ErpEndpoint.objects.get().secret == "rotated-0123456789-xyz"
+    assert ErpEndpoint.objects.get().get_secret() == "rotated-0123456789-xyz"
 
 
 @pytest.mark.parametrize(
@@ -188,3 +189,59 @@ def test_an_endpoint_receives_only_its_event_types(integrator_client, supervisor
     make_work_order(actor=supervisor)
 
     assert not OutboxDelivery.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "target,message",
+    [
+        ("ftp://erp.example.com/events", "Scheme 'ftp' is not allowed; use http or https."),
+        ("http://127.0.0.1:5432/", "Target address 127.0.0.1 is not allowed (loopback)."),
+        ("http://[::1]:8089/events", "Target address ::1 is not allowed (loopback)."),
+        ("http://localhost:8089/events", "Target address 127.0.0.1 is not allowed (loopback)."),
+        ("http://0.0.0.0:8089/", "Target address 0.0.0.0 is not allowed (unspecified)."),
+        (
+            "http://169.254.169.254/latest/meta-data/",
+            "Target address 169.254.169.254 is not allowed (link-local).",
+        ),
+        ("http://[fe80::1]/", "Target address fe80::1 is not allowed (link-local)."),
+        ("https://10.0.0.5/events", "Target address 10.0.0.5 is not allowed (private)."),
+        ("https://172.16.8.1/events", "Target address 172.16.8.1 is not allowed (private)."),
+        ("https://192.168.1.20/events", "Target address 192.168.1.20 is not allowed (private)."),
+        ("https://[fd00::5]/events", "Target address fd00::5 is not allowed (private)."),
+        ("http://224.0.0.1/", "Target address 224.0.0.1 is not allowed (multicast)."),
+    ],
+)
+def test_targets_the_mes_must_not_post_to_are_refused_naming_the_url(
+    integrator_client, settings, target, message
+):
+    settings.MES_OUTBOUND_ALLOWED_HOSTS = []
+
+    response = put(integrator_client, "erp-x", {**BODY, "url": target})
+
+    body = assert_error(response, 400, "invalid", {"url"})
+    assert body["errors"]["url"] == [message]
+    assert not ErpEndpoint.objects.exists()
+
+
+def test_an_internal_target_is_accepted_once_the_allow_list_names_it(integrator_client, settings):
+    settings.MES_OUTBOUND_ALLOWED_HOSTS = []
+    target = {**BODY, "url": "http://10.20.0.7:8080/events"}
+    assert_error(put(integrator_client, "erp-x", target), 400, "invalid", {"url"})
+
+    settings.MES_OUTBOUND_ALLOWED_HOSTS = ["10.20.0.0/16"]
+    assert put(integrator_client, "erp-x", target).status_code == 201
+    # The allow-list names that network, not every private one.
+    other = {**BODY, "url": "http://10.21.0.7:8080/events"}
+    assert_error(put(integrator_client, "erp-x", other), 400, "invalid", {"url"})
+    assert ErpEndpoint.objects.get().url == target["url"]
+
+
+def test_the_secret_is_stored_encrypted(integrator_client):
+    put(integrator_client, "erp-main", BODY)
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT secret_encrypted FROM {ErpEndpoint._meta.db_table}")
+        (stored,) = cursor.fetchone()
+    assert stored.startswith("fernet:")
+    assert SECRET not in stored
+    assert ErpEndpoint.objects.get().get_secret() == SECRET

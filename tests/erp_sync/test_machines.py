@@ -456,3 +456,21 @@ def test_list_query_count_does_not_grow_with_machines(
     assert len(rows) == count
     assert all(row["plc"] is not None for row in rows)
     assert sum(row["current_operation"] is not None for row in rows) == (count + 1) // 2
+
+
+def test_a_plc_host_at_a_link_local_or_loopback_address_is_refused(
+    integrator_client, center, settings
+):
+    settings.MES_OUTBOUND_ALLOWED_HOSTS = []
+    for host, message in (
+        ("169.254.169.254", "Target address 169.254.169.254 is not allowed (link-local)."),
+        ("127.0.0.1", "Target address 127.0.0.1 is not allowed (loopback)."),
+    ):
+        body = {"name": "P", "work_center": "PRESS", "connection": {**CONNECTION, "host": host}}
+        response = put(integrator_client, "M-P", body)
+        errors = assert_error(response, 400, "invalid", {"connection.host"})["errors"]
+        assert errors["connection.host"] == [message]
+    assert not MachineConnection.objects.exists()
+    # A private plant network is where PLCs live.
+    body = {"name": "P", "work_center": "PRESS", "connection": {**CONNECTION, "host": "10.1.2.3"}}
+    assert put(integrator_client, "M-P", body).status_code == 201

@@ -1,21 +1,27 @@
 """Outbox delivery against the ERP simulator on loopback: signatures, idempotency keys,
-order per work order, retries with backoff, dead letters and replay."""
+order per work order, retries with backoff, dead letters and replay; where deliveries may
+go (allow-list, every resolved address, no redirects) and what a failure stores (never the
+answer's body, one message for every connection failure)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import socket
 import threading
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.db import connection
 
 from erp_sync import services as erp_services
-from erp_sync.delivery import backoff, deliver_pending, delivery_lag
-from erp_sync.models import DeliveryStatus, EventType, OutboxDelivery, OutboxEvent
+from erp_sync.delivery import NO_ANSWER, backoff, deliver_pending, delivery_lag
+from erp_sync.models import DeliveryStatus, ErpEndpoint, EventType, OutboxDelivery, OutboxEvent
 from erp_sync.simulator import ErpState, serve
-from mes import services
+from erp_sync.transport import GuardedBackend, delivery_client
+from mes import crypto, services
 from tests.factories import make_work_order
 
 SECRET = "test-secret-0123456789abcdef"
@@ -212,3 +218,230 @@ def test_simulator_reports_what_it_applied(erp):
             "rejected": 0,
             "most_in_flight": 0,
         }
+
+
+# --- where deliveries may go, and what a failure stores -----------------------------------------
+
+
+class Recorder:
+    """A loopback HTTP server that records each request and answers as told."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.status, self.reason, self.body, self.headers = 200, None, b"", {}
+
+    def handler(self):
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                recorder.requests.append({"headers": dict(self.headers), "body": body})
+                self.send_response(recorder.status, recorder.reason)
+                for name, value in recorder.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(recorder.body)))
+                self.end_headers()
+                self.wfile.write(recorder.body)
+
+        return Handler
+
+
+@pytest.fixture
+def recorder():
+    state = Recorder()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), state.handler())
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    state.port = server.server_address[1]
+    state.url = f"http://127.0.0.1:{state.port}/events"
+    yield state
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def _endpoint_at(url: str) -> None:
+    erp_services.upsert_endpoint(
+        "erp-test", url=url, secret=SECRET, event_types=["work_order.updated"], active=True
+    )
+
+
+def _one_failed_delivery(supervisor, **deliver) -> OutboxDelivery:
+    make_work_order(actor=supervisor, release=False)
+    report = deliver_pending(budget_seconds=3, **deliver)
+    assert (report.delivered, report.failed) == (0, 1), report
+    delivery = OutboxDelivery.objects.get()
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.PENDING, 1)
+    return delivery
+
+
+def test_a_target_no_longer_allowed_is_a_failure_with_its_reason(
+    endpoint, erp, supervisor, settings
+):
+    settings.MES_OUTBOUND_ALLOWED_HOSTS = []  # say, the operator narrowed the allow-list
+
+    delivery = _one_failed_delivery(supervisor)
+
+    assert delivery.last_error == "target address 127.0.0.1 is not allowed (loopback)"
+    assert erp.applied == [] and erp.rejected == 0  # nothing reached the receiver
+
+
+def test_a_name_is_resolved_once_checked_and_connected_to_as_resolved(
+    recorder, supervisor, settings
+):
+    """DNS rebinding: the address checked is the address connected to. ``.invalid`` never
+    resolves for real, so the delivery reaching the receiver went to the checked address."""
+    asked = []
+
+    def resolve(host, port, **kwargs):
+        asked.append(host)
+        answer = "127.0.0.1" if len(asked) == 1 else "169.254.169.254"
+        return socket.getaddrinfo(answer, port, **kwargs)
+
+    _endpoint_at(f"http://erp.invalid:{recorder.port}/events")
+    make_work_order(actor=supervisor, release=False)
+
+    client = delivery_client(timeout=2, backend=GuardedBackend(resolve=resolve))
+    report = deliver_pending(budget_seconds=3, client=client)
+
+    assert report.delivered == 1, OutboxDelivery.objects.get().last_error
+    assert asked == ["erp.invalid"]
+    # The URL's host still names the server (virtual hosts; TLS sends and verifies it too).
+    assert recorder.requests[0]["headers"]["Host"] == f"erp.invalid:{recorder.port}"
+
+
+def test_every_address_a_name_resolves_to_is_checked(recorder, supervisor):
+    def resolve(host, port, **kwargs):
+        return [
+            *socket.getaddrinfo("127.0.0.1", port, **kwargs),
+            *socket.getaddrinfo("169.254.169.254", port, **kwargs),
+        ]
+
+    _endpoint_at(f"http://erp.invalid:{recorder.port}/events")
+    client = delivery_client(timeout=2, backend=GuardedBackend(resolve=resolve))
+
+    delivery = _one_failed_delivery(supervisor, client=client)
+
+    assert delivery.last_error == "target address 169.254.169.254 is not allowed (link-local)"
+    assert recorder.requests == []
+
+
+def test_a_redirect_is_not_followed(recorder, erp, supervisor):
+    recorder.status, recorder.headers = 302, {"Location": erp.url}  # loopback, even allowed
+    _endpoint_at(recorder.url)
+
+    delivery = _one_failed_delivery(supervisor)
+
+    assert delivery.last_error == "HTTP 302 Found"
+    assert len(recorder.requests) == 1 and erp.applied == []
+
+
+def test_an_error_answer_is_stored_as_its_status_never_its_body(recorder, supervisor, caplog):
+    recorder.status, recorder.reason = 500, "Leaky phrase root:x:0:0"
+    recorder.body = b"<h1>db password hunter2</h1>"
+    _endpoint_at(recorder.url)
+
+    delivery = _one_failed_delivery(supervisor)
+
+    assert delivery.last_error == "HTTP 500 Internal Server Error"
+    assert "hunter2" not in caplog.text  # not even in the log
+
+
+@pytest.fixture
+def silent_port():
+    """Accepts connections, never answers."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        yield server.getsockname()[1]
+
+
+@pytest.fixture
+def foreign_port():
+    """Another protocol's server: a banner, then the connection closes."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join(5)
+    server.close()
+
+
+@pytest.mark.parametrize("target", ["closed", "silent", "foreign"])
+def test_connection_failures_all_read_the_same(target, request, supervisor, settings):
+    """Refused, timed out or not HTTP: one message, so the MES is no port scanner."""
+    settings.MES_OUTBOX_TIMEOUT = 0.3
+    if target == "closed":
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+    else:
+        port = request.getfixturevalue(f"{target}_port")
+    _endpoint_at(f"http://127.0.0.1:{port}/events")
+
+    delivery = _one_failed_delivery(supervisor)
+
+    assert delivery.last_error == NO_ANSWER == "no HTTP answer (connection failed or timed out)"
+
+
+def test_a_scheme_stored_before_the_check_is_a_failure_not_a_crash(erp, supervisor):
+    endpoint = ErpEndpoint(
+        code="erp-old", url="ftp://127.0.0.1/events", event_types=["work_order.updated"]
+    )
+    endpoint.set_secret(SECRET)
+    endpoint.save()
+
+    delivery = _one_failed_delivery(supervisor)
+
+    assert delivery.last_error == "scheme 'ftp' is not allowed; use http or https"
+
+
+def test_a_secret_the_keys_cannot_read_is_a_failure_that_says_so(
+    endpoint, erp, supervisor, settings
+):
+    settings.MES_FIELD_ENCRYPTION_KEYS = crypto.keys_from_environment("", "another SECRET_KEY")
+
+    delivery = _one_failed_delivery(supervisor)
+
+    assert delivery.last_error.startswith("The stored secret cannot be decrypted")
+    assert erp.applied == []
+    _endpoint_at(erp.url)  # entered again, under the keys now in force
+    assert deliver_pending(budget_seconds=2).delivered == 1
+
+
+def test_the_secret_is_kept_encrypted_and_signs_what_the_receiver_verifies(
+    endpoint, erp, supervisor, caplog
+):
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT secret_encrypted FROM {ErpEndpoint._meta.db_table}")
+        (stored,) = cursor.fetchone()
+    assert stored.startswith("fernet:") and SECRET not in stored
+
+    make_work_order(actor=supervisor, release=False)
+    report = deliver_pending(budget_seconds=2)
+
+    assert report.delivered == 1
+    assert (len(erp.applied), erp.rejected) == (1, 0)  # the simulator checks the HMAC
+    assert SECRET not in caplog.text
