@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 
@@ -76,8 +77,28 @@ def display_time(value: datetime, *, zone: tzinfo | None = None) -> str:
     return dateformat.format(local(value, zone), TIME)
 
 
+# What people type and scanners send: ASCII digits only. (str.isdigit() and int() also take
+# "²", "١٢" or "1_000", which either fail further on or mean something nobody typed.)
+WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")  # fits a 64-bit column
+DECIMAL_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+
+
+def parse_int(raw: str | None) -> int | None:
+    """A whole number from a form, a query string or a scan: ASCII digits, at most 18 of
+    them, surrounding whitespace ignored; None for anything else."""
+    raw = (raw or "").strip()
+    return int(raw) if WHOLE_NUMBER.fullmatch(raw) else None
+
+
+def parse_decimal(raw: str | None) -> Decimal | None:
+    """A decimal number as typed on a screen (``12``, ``-1.5``, ``.5``; a comma for the
+    point): ASCII digits, no exponent, no NaN or infinity; None for anything else. Bounds
+    and decimal places are for the caller (the services) to check."""
+    raw = (raw or "").strip().replace(",", ".")
+    return Decimal(raw) if DECIMAL_NUMBER.fullmatch(raw) else None
+
+
 def row_id(raw: str | None) -> int:
     """A row id from a form or query string (0, which names nothing, when it is not one: a
     forged or mangled value never reaches the database as an error)."""
-    raw = (raw or "").strip()
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else 0
+    return parse_int(raw) or 0

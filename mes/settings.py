@@ -120,6 +120,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads the path, the query, a form or the session cookie: a NUL byte
+    # there is a 400, not a database error.
+    "mes.middleware.RefuseNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -269,6 +272,8 @@ if os.environ.get("MES_PLAIN_STATIC"):  # tests render templates without collect
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# A CSRF refusal under /api/ answers the contract's JSON body; elsewhere Django's page.
+CSRF_FAILURE_VIEW = "erp_sync.api.exceptions.csrf_failure"
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
@@ -377,7 +382,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["erp_sync.api.parsers.StrictJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": ["erp_sync.auth.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -400,11 +405,14 @@ SPECTACULAR_SETTINGS = {
         "A machine PUT that leaves `connection` out keeps the PLC connection (`null` removes "
         "it), and inside `connection` what is left out of `registers`, `profile`, `group` and "
         "`enabled` stays as it is. Elsewhere a PUT replaces the resource: a field left out "
-        "takes its documented default."
+        "takes its documented default. A request body holds only the documented properties: "
+        "an unknown one (a misspelt field, say) is a 400 `invalid` that names it, and "
+        "nothing changes. A body over the size limit is a 413 `payload_too_large`."
     ),
     # Raised whenever the document changes (additively within v1): 1.1.0 added machines'
-    # connection, the webhooks, declared limits and the error code enumeration.
-    "VERSION": "1.1.0",
+    # connection, the webhooks, declared limits and the error code enumeration; 1.2.0 closed
+    # the request bodies (unknown properties refused) and added 413 payload_too_large.
+    "VERSION": "1.2.0",
     # 3.1: null is a type (3.0's allOf + nullable rejects real nulls in strict tools), and
     # the outbound events are described as webhooks.
     "OAS_VERSION": "3.1.0",

@@ -22,5 +22,8 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
 ]
 
+# JSON in the contract's shape under /api/, pages elsewhere (erp_sync.api.exceptions).
+handler400 = "erp_sync.api.exceptions.json_bad_request"
+handler403 = "erp_sync.api.exceptions.json_permission_denied"
 handler404 = "erp_sync.api.exceptions.json_not_found"
 handler500 = "erp_sync.api.exceptions.json_server_error"

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from django.db.models import Q, QuerySet
 from django.utils.dateparse import parse_datetime
@@ -21,6 +23,10 @@ def encode_cursor(values: dict) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def not_a_cursor() -> ValidationError:
+    return ValidationError({"cursor": ["Not a cursor this API handed out."]})
+
+
 def decode_cursor(token: str) -> dict:
     try:
         padded = token + "=" * (-len(token) % 4)
@@ -28,8 +34,37 @@ def decode_cursor(token: str) -> dict:
         if not isinstance(values, dict):
             raise ValueError
         return values
-    except (ValueError, UnicodeDecodeError, json.JSONDecodeError):
-        raise ValidationError({"cursor": ["Not a cursor this API handed out."]}) from None
+    except (ValueError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise not_a_cursor() from None
+
+
+# A cursor is only base64: anyone can forge one. Each value is checked to be one this API
+# could have written before it reaches a query (where a NUL byte, an integer beyond 64 bits
+# or an impossible date would be a database error, not a 400).
+
+
+def cursor_text(value: object) -> str:
+    if not isinstance(value, str) or "\x00" in value or len(value) > 200:
+        raise not_a_cursor()
+    return value
+
+
+def cursor_int(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
+        raise not_a_cursor()
+    return value
+
+
+def cursor_time(value: object) -> datetime:
+    """An aware ISO 8601 time that exists (not 2026-02-30) and has a UTC equivalent."""
+    try:
+        when = parse_datetime(value) if isinstance(value, str) else None
+        if when is None or when.utcoffset() is None:
+            raise ValueError
+        when.astimezone(UTC)  # year 1 or 9999 with an offset: beyond the calendar
+    except (ValueError, OverflowError):
+        raise not_a_cursor() from None
+    return when
 
 
 def next_url(request: Request, cursor: str | None) -> str | None:
@@ -45,9 +80,7 @@ def page_by_code(
 ) -> tuple[list, str | None]:
     """Rows ordered by a unique text key."""
     if cursor:
-        after = decode_cursor(cursor).get("k")
-        if not isinstance(after, str):
-            raise ValidationError({"cursor": ["Not a cursor this API handed out."]})
+        after = cursor_text(decode_cursor(cursor).get("k"))
         queryset = queryset.filter(**{f"{field}__gt": after})
     rows = list(queryset.order_by(field)[: page_size + 1])
     more = len(rows) > page_size
@@ -64,19 +97,16 @@ def _page_by_time(
     *,
     time_field: str,
     tie_field: str,
-    tie_type: type,
+    check_tie: Callable[[object], Any],
     keys: tuple[str, str],
 ) -> tuple[list, str | None]:
     """Rows ordered by (a time, a unique tie-breaker); the cursor holds both of the last
-    row served, under ``keys``."""
+    row served, under ``keys``; ``check_tie`` checks the tie-breaker's value."""
     time_key, tie_key = keys
     if cursor:
         values = decode_cursor(cursor)
-        raw = values.get(time_key)
-        when = parse_datetime(raw) if isinstance(raw, str) else None
-        tie = values.get(tie_key)
-        if not isinstance(when, datetime) or not isinstance(tie, tie_type):
-            raise ValidationError({"cursor": ["Not a cursor this API handed out."]})
+        when = cursor_time(values.get(time_key))
+        tie = check_tie(values.get(tie_key))
         queryset = queryset.filter(
             Q(**{f"{time_field}__gt": when}) | Q(**{time_field: when, f"{tie_field}__gt": tie})
         )
@@ -105,7 +135,7 @@ def page_by_change(
         cursor,
         time_field="updated_at",
         tie_field="number",
-        tie_type=str,
+        check_tie=cursor_text,
         keys=("u", "n"),
     )
 
@@ -121,6 +151,6 @@ def page_by_start(
         cursor,
         time_field="started_at",
         tie_field="id",
-        tie_type=int,
+        check_tie=cursor_int,
         keys=("s", "i"),
     )

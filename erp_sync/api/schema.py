@@ -218,15 +218,26 @@ def _without_limits(schema: Any) -> None:
         _without_limits(value)
 
 
+CLOSED = (
+    "A property not listed here is refused: 400 `invalid`, with the property named in "
+    "`errors` (a misspelt field never passes for one left out)."
+)
+
+
 def postprocess(result: dict, generator, request, public) -> dict:
-    """Response components: every property required (the representations always carry
-    every key, null where there is no value), and no request limits. Every enumeration says
-    it may grow; ``Error.code`` also takes a code the client does not know yet, so that a
-    generated client still parses a new error. Each webhook declares its delivery headers."""
+    """Request components are closed (``additionalProperties: false``: the API refuses a
+    key it does not know, :class:`erp_sync.api.serializers.InputSerializer`). Response
+    components: every property required (the representations always carry every key, null
+    where there is no value), and no request limits. Every enumeration says it may grow;
+    ``Error.code`` also takes a code the client does not know yet, so that a generated
+    client still parses a new error. Each webhook declares its delivery headers."""
     components = result.get("components", {}).get("schemas", {})
     for name, schema in components.items():
         if "enum" in schema:
             schema["description"] = f"{schema.get('description', '')}\n\n{EXTENSIBLE}".strip()
+        if name.endswith("Request") and "properties" in schema:
+            schema["additionalProperties"] = False
+            schema["description"] = f"{schema.get('description', '')}\n\n{CLOSED}".strip()
         if name.endswith("Request") or "properties" not in schema:
             continue
         schema["required"] = sorted(schema["properties"])

@@ -4,6 +4,7 @@ by the selectors as plain data; these classes never write."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -40,6 +41,7 @@ ERROR_CODES = [
     "unsupported_media_type",
     "throttled",
     "server_error",
+    "payload_too_large",
 ]
 
 
@@ -69,6 +71,33 @@ class AwareDateTimeField(serializers.DateTimeField):
         return super().to_internal_value(value)
 
 
+# A request body. A key it does not know is refused (400 ``invalid``, the key named:
+# ``{"relase": ["Unknown field; expected ..."]}``), at every level, lists' items included: a
+# typo never passes for "left out, the default applies". Accepted besides the fields: the
+# read-only ones (``code``, ``version``) and ``returned_fields``, what GET returns beside
+# them, so that a client may send back what it read; those values are ignored. (Comments,
+# not a docstring: the schema would show a docstring on every subclass's component.)
+class InputSerializer(serializers.Serializer):
+    returned_fields: tuple[str, ...] = ()
+
+    def to_internal_value(self, data):
+        unknown: dict[str, list[str]] = {}
+        if isinstance(data, Mapping):
+            known = {*self.fields, *self.returned_fields}
+            writable = ", ".join(name for name, field in self.fields.items() if not field.read_only)
+            message = f"Unknown field; expected {writable}."
+            unknown = {str(key): [message] for key in data if key not in known}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if unknown and isinstance(exc.detail, dict):
+                raise serializers.ValidationError({**exc.detail, **unknown}) from None
+            raise
+        if unknown:
+            raise serializers.ValidationError(unknown)
+        return value
+
+
 # --- Errors -----------------------------------------------------------------------------------
 
 
@@ -88,7 +117,10 @@ class ErrorSerializer(serializers.Serializer):
 # --- Work orders ------------------------------------------------------------------------------
 
 
-class WorkOrderPutSerializer(serializers.Serializer):
+class WorkOrderPutSerializer(InputSerializer):
+    """The representation's read-only fields (`number`, `status`, `operations`, ...) are
+    also accepted, and ignored, so that what GET returned can be sent back."""
+
     product = serializers.CharField(**CODE_FIELD)
     quantity = ExactDecimalField(max_digits=14, decimal_places=3, min_value=Decimal("0.001"))
     due_date = AwareDateTimeField()
@@ -103,11 +135,11 @@ class WorkOrderPutSerializer(serializers.Serializer):
     notes = serializers.CharField(required=False, allow_blank=True, default="", max_length=10000)
 
 
-class ReasonSerializer(serializers.Serializer):
+class ReasonSerializer(InputSerializer):
     reason = serializers.CharField(max_length=1000)
 
 
-class ReleaseSerializer(serializers.Serializer):
+class ReleaseSerializer(InputSerializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
 
 
@@ -171,6 +203,20 @@ class WorkOrderSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+def returned_beside(
+    representation: type[serializers.Serializer], body: type[serializers.Serializer]
+) -> tuple[str, ...]:
+    """The fields of a representation that a body does not take (its read-only ones)."""
+    taken = set(body().fields)
+    return tuple(name for name in representation().fields if name not in taken)
+
+
+# What GET returns and PUT does not take (number, status, ...): sent back, ignored.
+WorkOrderPutSerializer.returned_fields = returned_beside(
+    WorkOrderSerializer, WorkOrderPutSerializer
+)
+
+
 class WorkOrderPageSerializer(serializers.Serializer):
     results = WorkOrderSerializer(many=True)
     next = serializers.URLField(allow_null=True)
@@ -224,25 +270,25 @@ class ConfirmationPageSerializer(serializers.Serializer):
 # --- Master data ------------------------------------------------------------------------------
 
 
-class SiteSerializer(serializers.Serializer):
+class SiteSerializer(InputSerializer):
     code = serializers.CharField(read_only=True)
     name = serializers.CharField(max_length=200)
     time_zone = serializers.CharField(max_length=64, help_text="An IANA zone name.")
 
 
-class AreaSerializer(serializers.Serializer):
+class AreaSerializer(InputSerializer):
     code = serializers.CharField(read_only=True)
     name = serializers.CharField(max_length=200)
     site = serializers.CharField(**CODE_FIELD)
 
 
-class WorkCenterSerializer(serializers.Serializer):
+class WorkCenterSerializer(InputSerializer):
     code = serializers.CharField(read_only=True)
     name = serializers.CharField(max_length=200)
     area = serializers.CharField(**CODE_FIELD)
 
 
-class ProductSerializer(serializers.Serializer):
+class ProductSerializer(InputSerializer):
     code = serializers.CharField(read_only=True)
     name = serializers.CharField(max_length=200)
     unit = serializers.CharField(max_length=16)
@@ -257,7 +303,7 @@ SPEC_NUMBER = {
 }
 
 
-class CheckSerializer(serializers.Serializer):
+class CheckSerializer(InputSerializer):
     """One characteristic of a routing step's inspection plan."""
 
     code = serializers.CharField(**CODE_FIELD)
@@ -309,7 +355,7 @@ class CheckSerializer(serializers.Serializer):
     )
 
 
-class RoutingStepSerializer(serializers.Serializer):
+class RoutingStepSerializer(InputSerializer):
     sequence = serializers.IntegerField(min_value=1, max_value=2_000_000_000)
     name = serializers.CharField(max_length=200)
     work_center = serializers.CharField(**CODE_FIELD)
@@ -329,7 +375,7 @@ class RoutingStepSerializer(serializers.Serializer):
     )
 
 
-class RoutingSerializer(serializers.Serializer):
+class RoutingSerializer(InputSerializer):
     code = serializers.CharField(read_only=True)
     product = serializers.CharField(**CODE_FIELD)
     active = serializers.BooleanField(default=True)
@@ -448,7 +494,10 @@ class ConnectionField(serializers.JSONField):
     it and names each bad field (``connection.registers.state.table``)."""
 
 
-class MachinePutSerializer(serializers.Serializer):
+class MachinePutSerializer(InputSerializer):
+    """The representation's read-only fields (`code`, `state`, `plc`, ...) are also
+    accepted, and ignored, so that what GET returned can be sent back."""
+
     name = serializers.CharField(max_length=200)
     work_center = serializers.CharField(**CODE_FIELD)
     connection = ConnectionField(
@@ -503,10 +552,14 @@ class MachineSerializer(serializers.Serializer):
     )
 
 
+# What GET returns and PUT does not take (code, state, plc, ...): sent back, ignored.
+MachinePutSerializer.returned_fields = returned_beside(MachineSerializer, MachinePutSerializer)
+
+
 # --- ERP endpoints ----------------------------------------------------------------------------
 
 
-class ErpEndpointSerializer(serializers.Serializer):
+class ErpEndpointSerializer(InputSerializer):
     code = serializers.CharField(read_only=True)
     url = serializers.URLField(
         max_length=500,

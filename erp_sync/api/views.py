@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse
 from django.utils import timezone
@@ -53,6 +54,14 @@ ERRORS = {
     ),
     415: OpenApiResponse(s.ErrorSerializer, description="unsupported_media_type"),
     429: OpenApiResponse(s.ErrorSerializer, description="throttled"),
+}
+# Operations that read a body: one over the size limit (DATA_UPLOAD_MAX_MEMORY_SIZE).
+BODY_ERRORS = {
+    413: OpenApiResponse(
+        s.ErrorSerializer,
+        description="payload_too_large (the body is larger than "
+        f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes)",
+    )
 }
 CONFLICT = {409: OpenApiResponse(s.ErrorSerializer, description="conflict")}
 TRANSITION = {409: OpenApiResponse(s.ErrorSerializer, description="invalid_transition")}
@@ -216,6 +225,7 @@ class WorkOrderDetailView(ApiView):
             200: s.WorkOrderSerializer,
             201: s.WorkOrderSerializer,
             **ERRORS,
+            **BODY_ERRORS,
             **CONFLICT,
             **PRECONDITION,
         },
@@ -288,7 +298,13 @@ def transition_view(name: str, service, body_serializer=s.ReasonSerializer):
             operation_id=f"work_orders_{name}",
             parameters=[NUMBER_PATH, IF_MATCH, ETAG],
             request=body_serializer,
-            responses={200: s.WorkOrderSerializer, **ERRORS, **TRANSITION, **PRECONDITION},
+            responses={
+                200: s.WorkOrderSerializer,
+                **ERRORS,
+                **BODY_ERRORS,
+                **TRANSITION,
+                **PRECONDITION,
+            },
         )
         def post(self, request: Request, number: str) -> Response:
             wo = _work_order_or_404(number)
@@ -492,7 +508,7 @@ class _MasterDataView(ApiView):
 
 def _master_schema(kind: str, serializer, *, extra_errors=None):
     page = s.page_of(serializer, f"{serializer.__name__.removesuffix('Serializer')}Page")
-    put_errors = {**ERRORS, **(extra_errors or {})}
+    put_errors = {**ERRORS, **BODY_ERRORS, **(extra_errors or {})}
     return {
         "list": extend_schema(
             operation_id=f"{kind}_list",
@@ -628,7 +644,12 @@ class MachineDetail(MachineViews):
         operation_id="machines_put",
         parameters=[CODE_PATH],
         request=s.MachinePutSerializer,
-        responses={200: s.MachineSerializer, 201: s.MachineSerializer, **ERRORS},
+        responses={
+            200: s.MachineSerializer,
+            201: s.MachineSerializer,
+            **ERRORS,
+            **BODY_ERRORS,
+        },
         description="Create or update a machine and its PLC connection (integrator). The "
         "poller picks a connection change up within one poll interval plus a second.",
     )
@@ -675,7 +696,12 @@ class ErpEndpointDetail(ApiView):
         operation_id="erp_endpoints_put",
         parameters=[CODE_PATH],
         request=s.ErpEndpointSerializer,
-        responses={200: s.ErpEndpointSerializer, 201: s.ErpEndpointSerializer, **ERRORS},
+        responses={
+            200: s.ErpEndpointSerializer,
+            201: s.ErpEndpointSerializer,
+            **ERRORS,
+            **BODY_ERRORS,
+        },
     )
     def put(self, request: Request, code: str) -> Response:
         api_selectors.validate_code("code", code)

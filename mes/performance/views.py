@@ -25,7 +25,7 @@ from mes.accounts import has_role
 from mes.calendars.selectors import calendar_of_site
 from mes.choices import MachineState, OperationStatus, Role, WorkOrderStatus
 from mes.errors import DomainError
-from mes.formats import row_id
+from mes.formats import parse_int, row_id
 from mes.models import Area, Machine, Operation, ScheduleState, Site, WorkCenter, WorkOrder
 
 from . import board, charts
@@ -439,10 +439,8 @@ def schedule_page(request: HttpRequest) -> HttpResponse:
 
     now = timezone.now()
     zone = _plant_zone()
-    try:
-        hours = max(4, min(int(request.GET.get("hours", "24")), 24 * 14))
-    except ValueError:
-        hours = 24
+    hours = parse_int(request.GET.get("hours", "24"))
+    hours = 24 if hours is None else max(4, min(hours, 24 * 14))
     start, end = now - timedelta(hours=1), now + timedelta(hours=hours)
     area = request.GET.get("area", "")[:64]
     ops = (

@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -29,7 +29,7 @@ from mes.choices import EntityType, Role
 from mes.choices import OperationStatus as Op
 from mes.choices import WorkOrderStatus as WO
 from mes.errors import Conflict, InvalidTransition, ValidationFailed
-from mes.formats import display_quantity
+from mes.formats import display_quantity, parse_decimal
 from mes.models import Operation
 from mes.services import hold_work_order, pause_operation, report_quantity
 from mes.services.common import (
@@ -65,7 +65,7 @@ from .sampling import extra_sample, label_of
 
 RESULTS = "quality_results"
 NONCONFORMANCES = "nonconformances"
-DECIMAL_TEXT = re.compile(r"^[+-]?\d{1,12}(\.\d{1,9})?$")
+DECIMAL_TEXT = re.compile(r"[+-]?[0-9]{1,12}(\.[0-9]{1,9})?")  # ASCII: \d takes "١٢"
 SCRAP_BY_DISPOSITION = "QUALITY"
 
 
@@ -98,7 +98,7 @@ def _parse_values(check: OperationCheck, values: list[str], defect_code: str) ->
     texts, outside = [], []
     for raw in values:
         text = raw.replace(",", ".")
-        if not DECIMAL_TEXT.match(text):
+        if not DECIMAL_TEXT.fullmatch(text):
             raise ValidationFailed.field(
                 "values", _("%(value)s is not a number.") % {"value": raw[:40]}
             )
@@ -446,10 +446,8 @@ def disposition_nonconformance(
         )
     scrap = None
     if decision == Disposition.SCRAP:
-        try:
-            scrap = Decimal(str(quantity).strip().replace(",", "."))
-        except (InvalidOperation, ValueError):
-            scrap = None
+        # Typed text strictly (ASCII digits, no exponent); a Decimal as it is.
+        scrap = quantity if isinstance(quantity, Decimal | None) else parse_decimal(str(quantity))
         if scrap is None or not scrap.is_finite() or scrap <= 0 or scrap >= 10**11:
             raise ValidationFailed.field("quantity", _("Enter the quantity to scrap."))
     actor = Actor.of(signer)

@@ -25,6 +25,7 @@ from erp_sync.outbox import record_event
 from .. import clock
 from ..choices import PAST_TENSE, EntityType, OperationStatus, WorkOrderStatus
 from ..errors import InvalidTransition, StaleObject, ValidationFailed
+from ..formats import parse_decimal
 from ..models import (
     QUANTITY,
     AuditRecord,
@@ -295,14 +296,21 @@ def _require_active_work_order(wo: WorkOrder, op: Operation, verb: str) -> None:
 
 def _to_quantity(value: Any, field: str) -> Decimal:
     try:
-        number = Decimal(str(value))
+        # Text as typed (ASCII digits, no exponent); numbers as they are.
+        number = parse_decimal(value) if isinstance(value, str) else Decimal(str(value))
     except (InvalidOperation, ValueError, TypeError):
+        number = None
+    if number is None:
         raise ValidationFailed.field(
-            field, _("%(value)r is not a number.") % {"value": value}
-        ) from None
+            field,
+            _("%(value)r is not a number.")
+            % {"value": value[:40] if isinstance(value, str) else value},
+        )
     if not number.is_finite():
         raise ValidationFailed.field(field, _("Enter a finite number."))
-    if abs(number) >= MAX_QUANTITY:  # before quantize(), which fails on huge numbers
+    # adjusted() is the power of ten of the first digit, computed without arithmetic:
+    # abs() and quantize() overflow the decimal context on 1e999999999.
+    if number and number.adjusted() >= MAX_QUANTITY.adjusted():
         raise ValidationFailed.field(field, _("At most 11 digits before the decimal point."))
     if number != number.quantize(Decimal("0.001")):
         raise ValidationFailed.field(field, _("At most three decimal places."))

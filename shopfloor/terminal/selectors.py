@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 
 from mes.choices import OperationStatus, Priority, WorkOrderStatus
+from mes.formats import parse_int
 from mes.models import Machine, Operation, WorkCenter
 from shopfloor import downtime
 from shopfloor.models import DowntimeRecord
@@ -129,7 +130,8 @@ def resolve_scan(code: str, work_center: WorkCenter | None) -> Operation | None:
     number, _, sequence = code.partition("/")
     ops = Operation.objects.filter(work_order__number=number).order_by("sequence")
     if sequence:
-        return ops.filter(sequence=sequence).first() if sequence.isdigit() else None
+        seq = parse_int(sequence)  # ASCII digits: "²" passes isdigit() but not int()
+        return ops.filter(sequence=seq).first() if seq is not None else None
     open_ops = ops.exclude(status__in=[Op.DONE, Op.CANCELLED])
     if work_center is not None:
         here = open_ops.filter(work_center=work_center).first()

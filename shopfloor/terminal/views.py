@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import wraps
 
 from django.conf import settings
@@ -24,7 +24,7 @@ from mes import services
 from mes.accounts import has_role
 from mes.choices import EntityType, OperationStatus, Role
 from mes.errors import DomainError, StaleObject
-from mes.formats import display_quantity, row_id
+from mes.formats import display_quantity, parse_decimal, row_id
 from mes.models import Machine, WorkCenter
 from mes.quality import selectors as quality_selectors
 from mes.quality import services as quality_services
@@ -359,10 +359,9 @@ def _render_actions(request, op, **extra) -> HttpResponse:
 
 
 def _quantity(raw: str, label: str) -> Decimal:
-    try:
-        value = Decimal((raw or "0").strip().replace(",", "."))
-    except InvalidOperation:
-        raise DomainError(_("%(label)s must be a number.") % {"label": label}) from None
+    value = parse_decimal(raw or "0")  # ASCII digits only: no 1e999999999, NaN or "١٢"
+    if value is None:
+        raise DomainError(_("%(label)s must be a number.") % {"label": label})
     return value
 
 

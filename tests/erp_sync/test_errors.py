@@ -4,12 +4,15 @@ authorisation (403); bad input never yields a 5xx. Also: tokens are stored hashe
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import time
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
 from rest_framework.test import APIClient
 
 from erp_sync.models import ApiClient
@@ -291,3 +294,92 @@ def test_hostile_work_order_fields_are_4xx(erp_client, product_code, field, valu
     )
     assert 400 <= response.status_code < 500, (response.status_code, response.content[:300])
     assert_error(response, response.status_code, response.json()["code"])
+
+
+# --- Forged cursors ---------------------------------------------------------------------------
+
+
+def cursor(values) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+FEED = {"updated_since": "2026-01-01T00:00:00Z"}
+STOPS = {"after": "2026-01-01T00:00:00Z"}
+
+
+@pytest.mark.parametrize(
+    "path,params,values",
+    [
+        ("/work-orders/", FEED, {"u": "2026-02-30T00:00:00+00:00", "n": "WO-1"}),
+        ("/work-orders/", FEED, {"u": "2026-01-01T00:00:00", "n": "WO-1"}),  # naive
+        ("/work-orders/", FEED, {"u": "9999-12-31T23:59:59-23:59", "n": "WO-1"}),
+        ("/work-orders/", FEED, {"u": "0001-01-01T00:00:00+23:59", "n": "WO-1"}),
+        ("/work-orders/", FEED, {"u": "2026-01-01T00:00:00+00:00", "n": "WO\u00001"}),
+        ("/work-orders/", {}, {"k": "WO\u00001"}),
+        ("/products/", {}, {"k": "x" * 300}),
+        ("/downtimes/", STOPS, {"s": "2026-02-30T08:00:00+00:00", "i": 1}),
+        ("/downtimes/", STOPS, {"s": "2026-01-01T08:00:00+00:00", "i": 10**30}),
+        ("/downtimes/", STOPS, {"s": "2026-01-01T08:00:00+00:00", "i": True}),
+        ("/downtimes/", STOPS, {"s": "2026-01-01T08:00:00+00:00", "i": -1}),
+    ],
+)
+def test_a_forged_cursor_is_400(erp_client, path, params, values):
+    """A cursor is base64 anyone can write: each value is checked before it reaches a query
+    (an impossible date, a NUL byte or a 100-bit integer would be a server error there)."""
+    response = erp_client.get(API + path, {**params, "cursor": cursor(values)})
+    assert_error(response, 400, "invalid", {"cursor"})
+
+
+# --- What Django refuses before a view: the contract's body under /api/ ------------------------
+
+
+@pytest.mark.parametrize(
+    "path,field",
+    [
+        ("/work-orders/bad%00number/", None),
+        ("/work-orders/?extra=%00", "extra"),
+        ("/work-orders/?status=released&q%00=1", "q\x00"),
+    ],
+)
+def test_a_nul_byte_in_the_path_or_query_is_400(erp_client, path, field):
+    response = erp_client.get(API + path)
+    body = assert_error(response, 400, "invalid", {field} if field else set())
+    assert "NUL" in body["detail"]
+
+
+def test_a_host_this_server_does_not_answer_is_a_json_400(erp_client):
+    response = erp_client.get(f"{API}/work-orders/", HTTP_HOST="evil.example")
+    body = assert_error(response, 400, "invalid")
+    assert "ALLOWED_HOSTS" not in body["detail"]  # no hint at the configuration
+
+
+def test_too_many_query_parameters_is_a_json_400(erp_client, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
+    query = "&".join(f"p{i}=1" for i in range(11))
+    response = erp_client.get(f"{API}/work-orders/?{query}")
+    assert "10" in assert_error(response, 400, "invalid")["detail"]
+
+
+def test_a_body_over_the_size_limit_is_a_json_413(erp_client, product_code, settings):
+    notes = "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
+    response = erp_client.put(wo_url("WO-BIG"), wo_body(product_code, notes=notes), format="json")
+    assert_error(response, 413, "payload_too_large")
+    assert not WorkOrder.objects.exists()
+
+
+@pytest.mark.urls("tests.erp_sync.plain_urls")
+def test_a_csrf_failure_under_the_api_is_a_json_403_and_a_page_elsewhere(db):
+    browser = Client(enforce_csrf_checks=True)
+
+    api = browser.post(f"{API}/_plain/post/", {"x": "1"})
+    page = browser.post("/_plain/post/", {"x": "1"})
+
+    assert_error(api, 403, "permission_denied")
+    assert page.status_code == 403 and page["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.urls("tests.erp_sync.plain_urls")
+def test_permission_denied_outside_drf_is_a_json_403_under_the_api(db):
+    assert_error(Client().get(f"{API}/_plain/forbidden/"), 403, "permission_denied")
+    page = Client().get("/_plain/forbidden/")
+    assert page.status_code == 403 and page["Content-Type"].startswith("text/html")

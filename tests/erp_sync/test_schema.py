@@ -127,3 +127,26 @@ def test_the_docs_page_uses_only_local_assets(anon_client):
         served = anon_client.get(asset)
         assert served.status_code == 200, asset
     assert re.search(r"/api/v1/schema/", html)
+
+
+def test_request_bodies_are_closed_and_413_is_documented_where_a_body_is_read(schema):
+    """The API refuses unknown properties and bodies over the size limit; the document
+    says so (additively: ``additionalProperties: false`` on request components, a 413
+    response and the ``payload_too_large`` code)."""
+    components = schema["components"]["schemas"]
+    requests = [name for name in components if name.endswith("Request")]
+    assert {"WorkOrderPutRequest", "MachinePutRequest", "ConnectionRequest"} <= set(requests)
+    for name in requests:
+        assert components[name]["additionalProperties"] is False, name
+        assert "refused" in components[name]["description"], name
+    assert "payload_too_large" in components["ErrorCodeEnum"]["enum"]
+    bodies = 0
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if method in METHODS and "requestBody" in operation:
+                bodies += 1
+                response = operation["responses"].get("413")
+                assert response is not None, (method, path)
+                ref = response["content"]["application/json"]["schema"]["$ref"]
+                assert ref == "#/components/schemas/Error", (method, path)
+    assert bodies >= 11

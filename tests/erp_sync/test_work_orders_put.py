@@ -176,6 +176,25 @@ def test_the_same_instant_in_another_offset_is_unchanged(erp_client, routing):
     assert snapshot("WO-TZ") == before
 
 
+def test_a_misspelt_release_is_refused_not_taken_for_the_default(erp_client, routing):
+    """ "relase": false once released the order (the default for a left-out release)."""
+    body = wo_body(routing.product.code, relase=False)
+
+    created = put(erp_client, "WO-T", body)
+    planned = put(erp_client, "WO-P3", wo_body(routing.product.code, release=False))
+    updated = put(erp_client, "WO-P3", {**wo_body(routing.product.code, quantity=7), "relase": 0})
+
+    errors = assert_error(created, 400, "invalid", {"relase"})["errors"]
+    assert errors["relase"][0].startswith("Unknown field; expected product, quantity")
+    assert "release" in errors["relase"][0]
+    assert not WorkOrder.objects.filter(number="WO-T").exists()
+    assert planned.status_code == 201
+    assert_error(updated, 400, "invalid", {"relase"})
+    wo = WorkOrder.objects.get(number="WO-P3")
+    assert (wo.status, wo.quantity) == ("planned", 100)
+    assert updated_events("WO-P3") == 1
+
+
 def test_a_planned_order_put_unchanged_with_release_false_stays_planned(erp_client, routing):
     body = wo_body(routing.product.code, release=False)
     put(erp_client, "WO-P2", body)

@@ -246,6 +246,23 @@ def test_quantity_too_large_for_the_column_is_a_validation_error(work_order, ope
     assert snapshot(work_order) == before
 
 
+@pytest.mark.parametrize(
+    "good", [Decimal("1e999999999"), Decimal("-1e999999999"), "1e999999999", "1_000", "\u0661"]
+)
+def test_a_huge_exponent_or_text_that_is_not_ascii_digits_is_a_validation_error(
+    work_order, operator, good
+):
+    """abs(Decimal("1e999999999")) overflowed the decimal context: a server error."""
+    op = services.start_operation(work_order.operations.get(sequence=10), operator=operator)
+    before = snapshot(work_order)
+
+    with pytest.raises(ValidationFailed) as exc:
+        services.report_quantity(op, actor=operator, good=good, reason="Miscounted")
+
+    assert set(exc.value.errors) == {"good"}
+    assert snapshot(work_order) == before
+
+
 def test_work_order_good_is_the_last_operations_and_scrap_the_sum(work_order, operator):
     reports = {10: (10, 1), 20: (8, 2), 30: (7, "1.5")}
     for op in work_order.operations.order_by("sequence"):

@@ -238,3 +238,58 @@ def test_detail_history_reads_as_words_with_replans_and_plc_counts_collapsed(
         assert code not in shown
     assert not re.search(r"\d{4}-\d\d-\d\d", shown)  # no raw ISO dates anywhere on the page
     assert display_when(start) in shown  # the product's one format ("Tue 01 Dec 14:00")
+
+
+# --- Input no page can use: a page in words, never a server error ------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/work-orders/{number}%00/",
+        "/work-orders/{number}%00/traveler/",
+        "/work-orders/?status=released%00",
+        "/work-orders/?q%00=1",
+    ],
+)
+def test_a_nul_byte_in_the_address_is_a_400_page_in_words(signed_in, work_order, path):
+    """PostgreSQL cannot hold NUL in text: looked up, it was a server error."""
+    response = signed_in.get(path.format(number=work_order.number))
+
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/html")
+    assert "holds a character that cannot be stored" in visible_text(response)
+
+
+def test_a_nul_byte_in_a_form_field_is_a_400_page_and_changes_nothing(
+    client, supervisor, work_order
+):
+    client.force_login(supervisor)
+    version = work_order.version
+
+    response = client.post(
+        reverse("work_order_detail", args=[work_order.number]),
+        {"action": "hold", "reason": "Crash\x00", "version": version},
+    )
+
+    assert response.status_code == 400
+    assert "nothing was changed" in visible_text(response)
+    work_order.refresh_from_db()
+    assert (work_order.status, work_order.version) == ("released", version)
+
+
+def test_a_session_cookie_holding_nul_is_ignored(client, db):
+    """Fails without the fix on PostgreSQL (the session lookup was a server error)."""
+    client.cookies["sessionid"] = "abcdefgh\x00ijklmnop"
+
+    response = client.get(reverse("work_order_list"))
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_a_request_for_another_host_is_a_page_in_words(client, db):
+    response = client.get(reverse("work_order_list"), HTTP_HOST="evil.example")
+
+    assert response.status_code == 400
+    assert "could not be understood" in visible_text(response)

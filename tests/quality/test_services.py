@@ -136,6 +136,15 @@ def test_bad_values_are_refused_and_change_nothing(quality_order, operator, bad)
     assert AuditRecord.objects.count() == audits
 
 
+@pytest.mark.parametrize("bad", ["\u0668.\u0660\u0661", "\uff18.01"])  # Arabic-Indic, full-width
+def test_values_are_ascii_digits(quality_order, operator, bad):
+    """A regex's \\d and Decimal() read other scripts' digits; nobody types those on purpose."""
+    op = started(quality_order, operator)
+    with pytest.raises(ValidationFailed, match="is not a number"):
+        quality.record_result(op, check=hole(op), values=[bad], actor=operator)
+    assert not InspectionResult.objects.exists()
+
+
 def test_out_of_spec_holds_the_operation_in_one_transaction(quality_order, operator):
     op = started(quality_order, operator)
     events = OutboxEvent.objects.count()
@@ -277,6 +286,23 @@ def test_disposition_resumes_nothing_but_allows_resume(quality_order, operator, 
             password=PASSWORD,
             meaning="approved",
         )
+
+
+@pytest.mark.parametrize("quantity", ["1_0", "\u0665"])  # Decimal() read 10 and 5
+def test_a_scrap_quantity_is_ascii_digits(quality_order, operator, quality_lead, quantity):
+    op = started(quality_order, operator)
+    quality.record_result(op, check=hole(op), values=["7.90"], actor=operator)
+    with pytest.raises(ValidationFailed, match="quantity to scrap"):
+        quality.disposition_nonconformance(
+            Nonconformance.objects.get(),
+            decision="scrap",
+            quantity=quantity,
+            signer=quality_lead,
+            password=PASSWORD,
+            meaning="rejected",
+        )
+    assert Nonconformance.objects.get().status == NonconformanceStatus.OPEN
+    assert not Signature.objects.exists()
 
 
 def test_scrap_disposition_moves_good_to_scrap_with_its_reason(

@@ -55,6 +55,19 @@ def test_probe_reports_failures_and_bad_arguments(plc, closed_port):
         call_command("modbus_probe", "127.0.0.1:502", "--read", "coils:0:1")
 
 
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["127.0.0.1:50\u00b2"], "HOST:PORT"),  # "²": isdigit() yes, int() no
+        (["127.0.0.1:502", "--read", "holding:\u00b2:1"], "TABLE:ADDRESS:COUNT"),
+        (["127.0.0.1:502", "--read", "holding::1"], "TABLE:ADDRESS:COUNT"),
+    ],
+)
+def test_probe_arguments_are_ascii_digits(args, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("modbus_probe", *args, stdout=io.StringIO())
+
+
 def free_ports(count: int) -> int:
     """The first of ``count`` consecutive free loopback ports, below the ephemeral range (so
     that no client connection takes one meanwhile)."""

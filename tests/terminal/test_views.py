@@ -599,7 +599,7 @@ def test_scrap_without_a_scrap_reason_is_refused(ana, op10, operator):
             "Scrap quantity must be a number.",
         ),
         ({"good": "", "scrap": ""}, "Enter a good or scrap quantity."),
-        ({"good": "NaN"}, "Enter a finite number."),
+        ({"good": "NaN"}, "Good quantity must be a number."),
         ({"good": "1.0001"}, "At most three decimal places."),
         ({"good": "-4"}, "A correction (negative quantity) needs a reason."),
     ],
@@ -618,6 +618,29 @@ def test_an_absurdly_long_quantity_is_refused_not_a_server_error(ana, op10, oper
     response = act(ana, op10, "report", good="9" * 30)
     assert response.status_code == 200
     assert "At most" in text(response)
+
+
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        ({"good": "1e999999999"}, "Good quantity must be a number."),  # was a server error
+        ({"good": "Infinity"}, "Good quantity must be a number."),
+        ({"good": "\u0661\u0662"}, "Good quantity must be a number."),  # Arabic-Indic 12
+        ({"good": "1_000"}, "Good quantity must be a number."),  # Decimal() takes it
+        (
+            {"good": "0", "scrap": "1e999999999", "scrap_reason": "OTHER"},
+            "Scrap quantity must be a number.",
+        ),
+    ],
+)
+def test_a_quantity_is_ascii_digits_not_whatever_decimal_reads(ana, op10, operator, data, message):
+    started(op10, operator)
+    response = act(ana, op10, "report", **data)
+    assert response.status_code == 200
+    assert message in text(response)
+    op10.refresh_from_db()
+    assert (op10.quantity_good, op10.quantity_scrap) == (0, 0)
+    assert audit(op10, "report_quantity") == 0
 
 
 def test_a_report_adds_good_and_scrap_with_reason(ana, op10, operator):
@@ -908,6 +931,36 @@ def test_scanning_something_unknown_says_so(ana, op10, code):
     response = scan(ana, code)
     assert response.status_code == 302 and response["Location"] == HOME
     assert f"Nothing known as “{code}”. Scan a traveler barcode." in text(ana.get(HOME))
+
+
+@pytest.mark.parametrize(
+    "sequence",
+    [
+        "\u00b2",  # "²": str.isdigit() says yes, int() says no (was a server error)
+        "\uff11\uff10",  # full-width "10": int() reads 10
+        "\u0661\u0660",  # Arabic-Indic "10": int() reads 10
+    ],
+)
+def test_a_scanned_sequence_is_ascii_digits_or_unknown(ana, op10, sequence):
+    code = f"{op10.work_order.number}/{sequence}"
+    response = scan(ana, code)
+    assert response.status_code == 302 and response["Location"] == HOME
+    assert f"Nothing known as “{code}”. Scan a traveler barcode." in text(ana.get(HOME))
+
+
+def test_a_scan_holding_a_nul_byte_is_a_400_page(ana, op10):
+    response = scan(ana, f"{op10.work_order.number}\x00")
+    assert response.status_code == 400
+    assert "holds a character that cannot be stored" in text(response)
+
+
+def test_a_badge_holding_a_nul_byte_is_a_400_page_and_signs_nobody_in(terminal, operator):
+    for data in ({"badge": "10\x0001"}, {"badge": "1001", "pin": "12\x0034"}):
+        response = terminal.post(reverse("terminal:sign_in"), data)
+        assert response.status_code == 400
+        assert "nothing was changed" in text(response)
+        assert signed_in_id(terminal) is None
+    assert not SignInFailure.objects.exists()
 
 
 def test_a_scan_from_htmx_redirects_the_page(ana, op10):

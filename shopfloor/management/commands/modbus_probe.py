@@ -7,6 +7,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from mes.formats import parse_int
 from shopfloor.plc.modbus import DeviceLink, Endpoint, ReadFailure
 from shopfloor.plc.registers import (
     MAX_ADDRESS,
@@ -18,17 +19,18 @@ from shopfloor.plc.registers import (
 
 
 def parse_target(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    host, sep, raw_port = value.rpartition(":")
+    port = parse_int(raw_port)
+    if not sep or not host or port is None or not 0 < port < 65536:
         raise CommandError(f"{value!r}: give HOST:PORT, e.g. 127.0.0.1:502.")
-    return host.strip("[]"), int(port)
+    return host.strip("[]"), port
 
 
 def parse_read(value: str) -> ReadSpan:
     parts = value.split(":")
-    if len(parts) != 3 or parts[0] not in TABLES or not (parts[1] + parts[2]).isdigit():
+    address, count = (parse_int(p) for p in parts[1:]) if len(parts) == 3 else (None, None)
+    if parts[0] not in TABLES or address is None or count is None:
         raise CommandError(f"--read {value!r}: give TABLE:ADDRESS:COUNT, e.g. holding:0:10.")
-    address, count = int(parts[1]), int(parts[2])
     if not 1 <= count <= MAX_READ_COUNT or address + count - 1 > MAX_ADDRESS:
         raise CommandError(f"--read {value!r}: 1 to {MAX_READ_COUNT} registers within 0-65535.")
     return ReadSpan(parts[0], address, count)
