@@ -960,7 +960,7 @@ def test_a_badge_holding_a_nul_byte_is_a_400_page_and_signs_nobody_in(terminal, 
         assert response.status_code == 400
         assert "nothing was changed" in text(response)
         assert signed_in_id(terminal) is None
-    assert not SignInFailure.objects.exists()
+    assert not SignInThrottle.objects.exists()
 
 
 def test_a_scan_from_htmx_redirects_the_page(ana, op10):
