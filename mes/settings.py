@@ -104,6 +104,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "mes.metrics.RequestMetricsMiddleware",  # outermost: times everything below
+    "mes.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -428,14 +430,42 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Logging --------------------------------------------------------------------------------
+# JSON lines (one object per record: time, level, logger, message, request_id and any extra
+# fields such as security_event) unless MES_LOG_FORMAT=plain; the demo (DEBUG) reads plain.
+MES_LOG_FORMAT = os.environ.get("MES_LOG_FORMAT", "").strip().lower() or (
+    "plain" if DEBUG else "json"
+)
+if MES_LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"MES_LOG_FORMAT={MES_LOG_FORMAT!r}: use json or plain.")
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").strip().upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(f"LOG_LEVEL={LOG_LEVEL!r}: use DEBUG, INFO, WARNING or ERROR.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "filters": {"request_id": {"()": "mes.logs.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            "timestamp": False,
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": MES_LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+# Prometheus metrics at /metrics (mes.metrics): with a token, scrapers send it as a bearer
+# token; without one only loopback clients are answered.
+MES_METRICS_TOKEN = os.environ.get("MES_METRICS_TOKEN", "").strip()
 
 # --- ERP outbox delivery (erp_sync.delivery) ---------------------------------------------------
 MES_OUTBOX_TIMEOUT = env_int("MES_OUTBOX_TIMEOUT", 5, minimum=1)  # seconds per POST
