@@ -115,6 +115,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Last: answers a locked-out password sign-in (django-axes).
     "axes.middleware.AxesMiddleware",
 ]
@@ -256,10 +257,43 @@ if os.environ.get("MES_PLAIN_STATIC"):  # tests render templates without collect
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 if not DEBUG:
+    # Cookies only over HTTPS unless SECURE_COOKIES=0 says the plant serves plain HTTP on
+    # its LAN (then a session can be read by anyone on that network: see the README).
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# MES_BEHIND_TLS=1: TLS ends at a reverse proxy in front, which sets X-Forwarded-Proto (and
+# strips any the client sent). Then plain HTTP is redirected to HTTPS (but for the health
+# and metrics probes, which come from inside) and browsers are told to use HTTPS only.
+MES_BEHIND_TLS = env_bool("MES_BEHIND_TLS", False)
+if MES_BEHIND_TLS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+    SECURE_HSTS_SECONDS = env_int("MES_HSTS_SECONDS", 31_536_000, minimum=0)
+    # Only when every subdomain is HTTPS too (and the domain is submitted to the browsers'
+    # preload list): both are promises a plant's IT makes, so they are theirs to switch on.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("MES_HSTS_INCLUDE_SUBDOMAINS", False)
+    SECURE_HSTS_PRELOAD = env_bool("MES_HSTS_PRELOAD", False)
+# Content-Security-Policy (django-csp): scripts and styles only from this server's files, no
+# inline script, style or event handler, no frames, forms only to this server. The API's
+# Swagger page alone also allows inline styles (Swagger UI sets them; see erp_sync/api/urls).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # --- Cache ----------------------------------------------------------------------------------
 # Holds the API's throttle history. Local memory per process by default (the embedded demo);
@@ -448,9 +482,9 @@ LOGGING = {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-            "timestamp": False,
+            "fmt": "%(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": "time",  # ISO 8601 in UTC
         },
     },
     "handlers": {

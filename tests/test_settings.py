@@ -78,6 +78,9 @@ def _load_settings(tmp_path, **env):
             {"SECRET_KEY": "x", "DATABASE_URL": PG, "DB_CONN_MAX_AGE": "60"},
             "DB_CONN_MAX_AGE keeps connections outside the pool",
         ),
+        ({"SECRET_KEY": "x", "MES_LOG_FORMAT": "xml"}, "MES_LOG_FORMAT='xml': use json or plain"),
+        ({"SECRET_KEY": "x", "LOG_LEVEL": "loud"}, "LOG_LEVEL='LOUD'"),
+        ({"SECRET_KEY": "x", "MES_BEHIND_TLS": "perhaps"}, "MES_BEHIND_TLS='perhaps'"),
     ],
 )
 def test_bad_configuration_stops_with_a_message(tmp_path, env, message):
@@ -186,3 +189,48 @@ def test_sqlite_has_no_pool(tmp_path):
     assert "pool" not in db["options"]
     assert db["pool"] is None
     assert db["conn_max_age"] == 0
+
+
+PRODUCTION = {
+    "SECRET_KEY": "a-long-random-production-secret-" + "k" * 40,
+    "ALLOWED_HOSTS": "mes.plant.example",
+    "MES_BEHIND_TLS": "1",
+    "MES_HSTS_INCLUDE_SUBDOMAINS": "1",
+    "MES_HSTS_PRELOAD": "1",
+}
+
+
+def test_production_settings_pass_the_deployment_checks(tmp_path):
+    code = (
+        "from django.core.management import call_command\n"
+        "call_command('check', deploy=True, fail_level='WARNING')\n"
+        "print('clean')"
+    )
+    result = _run_with_settings(tmp_path, code, **PRODUCTION)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "clean" in result.stdout
+
+
+def test_behind_tls_plain_http_is_redirected_and_https_is_pinned(tmp_path):
+    code = (
+        "import json\n"
+        "from django.test import Client\n"
+        "c = Client(HTTP_HOST='mes.plant.example')\n"
+        "plain = c.get('/accounts/login/')\n"
+        "probe = c.get('/healthz')\n"
+        "tls = c.get('/accounts/login/', HTTP_X_FORWARDED_PROTO='https')\n"
+        "print(json.dumps({'plain': [plain.status_code, plain.get('Location', '')],"
+        " 'probe': probe.status_code, 'tls': tls.status_code,"
+        " 'hsts': tls.get('Strict-Transport-Security', ''),"
+        " 'csp': tls.get('Content-Security-Policy', ''),"
+        " 'cookie_secure': bool(tls.cookies['csrftoken']['secure'])}))"
+    )
+    result = _run_with_settings(tmp_path, code, **PRODUCTION)
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["plain"] == [301, "https://mes.plant.example/accounts/login/"]
+    assert seen["probe"] == 200  # health probes come from inside, over plain HTTP
+    assert seen["tls"] == 200
+    assert seen["hsts"] == "max-age=31536000; includeSubDomains; preload"
+    assert "script-src 'self'" in seen["csp"] and "'unsafe-inline'" not in seen["csp"]
+    assert seen["cookie_secure"] is True

@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('shopfloor', '0006_code_validator_refuses_trailing_newline'),
+        ("shopfloor", "0006_code_validator_refuses_trailing_newline"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PollGroupState',
+            name="PollGroupState",
             fields=[
-                ('group', models.CharField(max_length=32, primary_key=True, serialize=False)),
-                ('cycles', models.BigIntegerField(default=0)),
-                ('reads_failed', models.BigIntegerField(default=0)),
-                ('last_cycle_seconds', models.FloatField(default=0.0)),
-                ('last_beat_at', models.DateTimeField(blank=True, null=True)),
+                ("group", models.CharField(max_length=32, primary_key=True, serialize=False)),
+                ("cycles", models.BigIntegerField(default=0)),
+                ("reads_failed", models.BigIntegerField(default=0)),
+                ("last_cycle_seconds", models.FloatField(default=0.0)),
+                ("last_beat_at", models.DateTimeField(blank=True, null=True)),
             ],
         ),
     ]
