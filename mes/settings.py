@@ -8,6 +8,7 @@ start-up instead of being silently replaced by a default.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import zoneinfo
 from datetime import timedelta
@@ -343,6 +344,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("MES_CELERY_QUEUE", "").strip() or "celery"
 CELERY_BEAT_SCHEDULE: dict = {}
+# Beat's own bookkeeping goes under MES_VAR_DIR, not into the working directory (which the
+# image's user may not write).
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- PLC polling (shopfloor.plc) -------------------------------------------------------------
 # Poll groups map to Celery queues; the beat schedule entries for polling are added below.
@@ -396,6 +400,13 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS.setdefault("polling_interval", 0.1)
 
 # --- REST framework -------------------------------------------------------------------------
+# Requests per client: <number>/<s|sec|m|min|h|hour|d|day>, as DRF's throttles read it.
+MES_API_THROTTLE_RATE = os.environ.get("MES_API_THROTTLE_RATE", "").strip() or "6000/min"
+if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", MES_API_THROTTLE_RATE):
+    raise ImproperlyConfigured(
+        f"MES_API_THROTTLE_RATE={MES_API_THROTTLE_RATE!r} is not a rate such as 6000/min "
+        "(a number, a slash, and s, min, hour or day)."
+    )
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
@@ -405,7 +416,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "erp_sync.api.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_RATES": {
-        "api_client": os.environ.get("MES_API_THROTTLE_RATE", "6000/min"),
+        "api_client": MES_API_THROTTLE_RATE,
     },
 }
 # How long a process trusts a token it has looked up (revocation takes effect within this).

@@ -81,6 +81,7 @@ def _load_settings(tmp_path, **env):
         ({"SECRET_KEY": "x", "MES_LOG_FORMAT": "xml"}, "MES_LOG_FORMAT='xml': use json or plain"),
         ({"SECRET_KEY": "x", "LOG_LEVEL": "loud"}, "LOG_LEVEL='LOUD'"),
         ({"SECRET_KEY": "x", "MES_BEHIND_TLS": "perhaps"}, "MES_BEHIND_TLS='perhaps'"),
+        ({"SECRET_KEY": "x", "MES_API_THROTTLE_RATE": "lots"}, "MES_API_THROTTLE_RATE='lots'"),
     ],
 )
 def test_bad_configuration_stops_with_a_message(tmp_path, env, message):
