@@ -15,7 +15,7 @@ RUN python -m venv /venv && /venv/bin/pip install --upgrade pip && /venv/bin/pip
 
 FROM python:3.11-slim
 ENV PATH=/venv/bin:$PATH PYTHONUNBUFFERED=1 DJANGO_SETTINGS_MODULE=mes.settings \
-    MES_VAR_DIR=/app/var STATIC_ROOT=/app/staticfiles
+    MES_VAR_DIR=/app/var STATIC_ROOT=/app/staticfiles PROMETHEUS_MULTIPROC_DIR=/app/var/metrics
 RUN useradd --create-home --uid 10001 mes
 COPY --from=build /venv /venv
 WORKDIR /app
@@ -26,4 +26,4 @@ RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
     && mkdir -p /app/var && chown -R mes:mes /app/var /app/staticfiles
 USER mes
 EXPOSE 8000
-CMD ["gunicorn", "mes.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "mes.wsgi:application", "-c", "python:mes.gunicorn"]

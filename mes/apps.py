@@ -7,6 +7,6 @@ class MesConfig(AppConfig):
     verbose_name = "Production"
 
     def ready(self) -> None:
-        from . import roles, security  # noqa: F401 - security connects the sign-in events
+        from . import logs, roles, security  # noqa: F401 - logs and security connect signals
 
         post_migrate.connect(roles._after_migrate, dispatch_uid="mes.roles.sync")

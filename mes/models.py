@@ -348,6 +348,7 @@ class ScheduleState(models.Model):
     # Set while a re-plan runs, so that two workers never plan at once; it runs out by itself
     # when a worker dies in the middle.
     lease_until = models.DateTimeField(null=True, blank=True)
+    last_replan_seconds = models.FloatField(null=True, blank=True)  # for the metrics
 
     def __str__(self) -> str:
         return f"schedule planned at {self.planned_at}"

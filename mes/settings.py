@@ -8,6 +8,7 @@ start-up instead of being silently replaced by a default.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import zoneinfo
 from datetime import timedelta
@@ -119,6 +120,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "mes.metrics.RequestMetricsMiddleware",  # outermost: times everything below
+    "mes.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Before anything reads the path, the query, a form or the session cookie: a NUL byte
     # there is a 400, not a database error.
@@ -131,6 +134,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Last: answers a locked-out password sign-in (django-axes).
     "axes.middleware.AxesMiddleware",
 ]
@@ -274,10 +278,43 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 # A CSRF refusal under /api/ answers the contract's JSON body; elsewhere Django's page.
 CSRF_FAILURE_VIEW = "erp_sync.api.exceptions.csrf_failure"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 if not DEBUG:
+    # Cookies only over HTTPS unless SECURE_COOKIES=0 says the plant serves plain HTTP on
+    # its LAN (then a session can be read by anyone on that network: see the README).
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# MES_BEHIND_TLS=1: TLS ends at a reverse proxy in front, which sets X-Forwarded-Proto (and
+# strips any the client sent). Then plain HTTP is redirected to HTTPS (but for the health
+# and metrics probes, which come from inside) and browsers are told to use HTTPS only.
+MES_BEHIND_TLS = env_bool("MES_BEHIND_TLS", False)
+if MES_BEHIND_TLS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+    SECURE_HSTS_SECONDS = env_int("MES_HSTS_SECONDS", 31_536_000, minimum=0)
+    # Only when every subdomain is HTTPS too (and the domain is submitted to the browsers'
+    # preload list): both are promises a plant's IT makes, so they are theirs to switch on.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("MES_HSTS_INCLUDE_SUBDOMAINS", False)
+    SECURE_HSTS_PRELOAD = env_bool("MES_HSTS_PRELOAD", False)
+# Content-Security-Policy (django-csp): scripts and styles only from this server's files, no
+# inline script, style or event handler, no frames, forms only to this server. The API's
+# Swagger page alone also allows inline styles (Swagger UI sets them; see erp_sync/api/urls).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # --- Cache ----------------------------------------------------------------------------------
 # Holds the API's throttle history. Local memory per process by default (the embedded demo);
@@ -327,6 +364,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("MES_CELERY_QUEUE", "").strip() or "celery"
 CELERY_BEAT_SCHEDULE: dict = {}
+# Beat's own bookkeeping goes under MES_VAR_DIR, not into the working directory (which the
+# image's user may not write).
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- PLC polling (shopfloor.plc) -------------------------------------------------------------
 # Poll groups map to Celery queues; the beat schedule entries for polling are added below.
@@ -380,6 +420,13 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS.setdefault("polling_interval", 0.1)
 
 # --- REST framework -------------------------------------------------------------------------
+# Requests per client: <number>/<s|sec|m|min|h|hour|d|day>, as DRF's throttles read it.
+MES_API_THROTTLE_RATE = os.environ.get("MES_API_THROTTLE_RATE", "").strip() or "6000/min"
+if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", MES_API_THROTTLE_RATE):
+    raise ImproperlyConfigured(
+        f"MES_API_THROTTLE_RATE={MES_API_THROTTLE_RATE!r} is not a rate such as 6000/min "
+        "(a number, a slash, and s, min, hour or day)."
+    )
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["erp_sync.api.parsers.StrictJSONParser"],
@@ -389,7 +436,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "erp_sync.api.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_RATES": {
-        "api_client": os.environ.get("MES_API_THROTTLE_RATE", "6000/min"),
+        "api_client": MES_API_THROTTLE_RATE,
     },
 }
 # How long a process trusts a token it has looked up (revocation takes effect within this).
@@ -451,14 +498,42 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Logging --------------------------------------------------------------------------------
+# JSON lines (one object per record: time, level, logger, message, request_id and any extra
+# fields such as security_event) unless MES_LOG_FORMAT=plain; the demo (DEBUG) reads plain.
+MES_LOG_FORMAT = os.environ.get("MES_LOG_FORMAT", "").strip().lower() or (
+    "plain" if DEBUG else "json"
+)
+if MES_LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"MES_LOG_FORMAT={MES_LOG_FORMAT!r}: use json or plain.")
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").strip().upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(f"LOG_LEVEL={LOG_LEVEL!r}: use DEBUG, INFO, WARNING or ERROR.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "filters": {"request_id": {"()": "mes.logs.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": "time",  # ISO 8601 in UTC
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": MES_LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+# Prometheus metrics at /metrics (mes.metrics): with a token, scrapers send it as a bearer
+# token; without one only loopback clients are answered.
+MES_METRICS_TOKEN = os.environ.get("MES_METRICS_TOKEN", "").strip()
 
 # --- Outbound connections (mes/netguard.py) ------------------------------------------------------
 # The MES connects where users say: ERP endpoint URLs (webhooks) and PLC hosts. Refused,

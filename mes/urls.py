@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from . import views
+from . import health, metrics, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -20,6 +20,9 @@ urlpatterns = [
     path("quality/", include("mes.quality.urls")),
     path("", include("mes.performance.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
 ]
 
 # JSON in the contract's shape under /api/, pages elsewhere (erp_sync.api.exceptions).

@@ -241,3 +241,17 @@ class UnassignedCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.machine_id}: {self.good} good, {self.scrap} scrap unassigned"
+
+
+class PollGroupState(models.Model):
+    """A poll group's running totals, for the metrics: how long its last beat's cycles took
+    and how many reads failed (one row per group, written once per beat)."""
+
+    group = models.CharField(max_length=32, primary_key=True)
+    cycles = models.BigIntegerField(default=0)
+    reads_failed = models.BigIntegerField(default=0)
+    last_cycle_seconds = models.FloatField(default=0.0)
+    last_beat_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"poll group {self.group}"

@@ -28,6 +28,8 @@ def test_collectstatic_and_gunicorn_serve_the_app(tmp_path):
         DEBUG="0",
         SECURE_COOKIES="0",
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
+        MES_METRICS_TOKEN="",
     )
     subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--noinput"],
@@ -46,10 +48,12 @@ def test_collectstatic_and_gunicorn_serve_the_app(tmp_path):
             "-m",
             "gunicorn",
             "mes.wsgi:application",
+            "-c",
+            "python:mes.gunicorn",
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
-            "1",
+            "2",
         ],
         cwd=ROOT,
         env=env,
@@ -73,6 +77,21 @@ def test_collectstatic_and_gunicorn_serve_the_app(tmp_path):
         status, headers, text = _get(base + css.group(1))
         assert status == 200 and ":root" in text
         assert "max-age=315360000" in headers.get("Cache-Control", "")
+
+        # Metrics of both workers are summed (prometheus-client's multiprocess mode): ten
+        # health checks over fresh connections, spread by the kernel over the workers.
+        for _ in range(10):
+            assert _get(f"{base}/healthz")[0] == 200
+        _, _, metrics = _get(f"{base}/metrics")
+        count = re.search(
+            r'^mes_http_request_duration_seconds_count\{[^}]*route="healthz"[^}]*\} ([0-9.]+)$',
+            metrics,
+            re.M,
+        )
+        assert count and float(count.group(1)) == 10.0, metrics[:2000]
+        assert len(list((tmp_path / "metrics").glob("histogram_*.db"))) >= 1
+        # This database was never migrated: the plant's figures are left out, not a 500.
+        assert re.search(r"^mes_database_up 0\.0$", metrics, re.M)
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -95,6 +95,10 @@ def _load_settings(tmp_path, **env):
             {"SECRET_KEY": "x", "MES_FIELD_ENCRYPTION_KEY": "too-short"},
             "MES_FIELD_ENCRYPTION_KEY: key 1 has 9 characters; give at least 32",
         ),
+        ({"SECRET_KEY": "x", "MES_LOG_FORMAT": "xml"}, "MES_LOG_FORMAT='xml': use json or plain"),
+        ({"SECRET_KEY": "x", "LOG_LEVEL": "loud"}, "LOG_LEVEL='LOUD'"),
+        ({"SECRET_KEY": "x", "MES_BEHIND_TLS": "perhaps"}, "MES_BEHIND_TLS='perhaps'"),
+        ({"SECRET_KEY": "x", "MES_API_THROTTLE_RATE": "lots"}, "MES_API_THROTTLE_RATE='lots'"),
     ],
 )
 def test_bad_configuration_stops_with_a_message(tmp_path, env, message):
@@ -216,3 +220,48 @@ def test_outbound_targets_default_to_none_and_to_loopback_for_the_demo(tmp_path)
     assert production.stdout.strip() == "[]", production.stderr
     assert demo.stdout.strip() == "['127.0.0.0/8', '::1', 'localhost']", demo.stderr
     assert chosen.stdout.strip() == "['10.1.0.0/16', 'erp.plant.local']", chosen.stderr
+
+
+PRODUCTION = {
+    "SECRET_KEY": "a-long-random-production-secret-" + "k" * 40,
+    "ALLOWED_HOSTS": "mes.plant.example",
+    "MES_BEHIND_TLS": "1",
+    "MES_HSTS_INCLUDE_SUBDOMAINS": "1",
+    "MES_HSTS_PRELOAD": "1",
+}
+
+
+def test_production_settings_pass_the_deployment_checks(tmp_path):
+    code = (
+        "from django.core.management import call_command\n"
+        "call_command('check', deploy=True, fail_level='WARNING')\n"
+        "print('clean')"
+    )
+    result = _run_with_settings(tmp_path, code, **PRODUCTION)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "clean" in result.stdout
+
+
+def test_behind_tls_plain_http_is_redirected_and_https_is_pinned(tmp_path):
+    code = (
+        "import json\n"
+        "from django.test import Client\n"
+        "c = Client(HTTP_HOST='mes.plant.example')\n"
+        "plain = c.get('/accounts/login/')\n"
+        "probe = c.get('/healthz')\n"
+        "tls = c.get('/accounts/login/', HTTP_X_FORWARDED_PROTO='https')\n"
+        "print(json.dumps({'plain': [plain.status_code, plain.get('Location', '')],"
+        " 'probe': probe.status_code, 'tls': tls.status_code,"
+        " 'hsts': tls.get('Strict-Transport-Security', ''),"
+        " 'csp': tls.get('Content-Security-Policy', ''),"
+        " 'cookie_secure': bool(tls.cookies['csrftoken']['secure'])}))"
+    )
+    result = _run_with_settings(tmp_path, code, **PRODUCTION)
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["plain"] == [301, "https://mes.plant.example/accounts/login/"]
+    assert seen["probe"] == 200  # health probes come from inside, over plain HTTP
+    assert seen["tls"] == 200
+    assert seen["hsts"] == "max-age=31536000; includeSubDomains; preload"
+    assert "script-src 'self'" in seen["csp"] and "'unsafe-inline'" not in seen["csp"]
+    assert seen["cookie_secure"] is True

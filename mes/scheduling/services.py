@@ -485,10 +485,12 @@ def replan_if_needed(*, now: datetime | None = None) -> ReplanSummary | None:
         state.planned_at, state.reason = now, reason[:300]
         state.lease_until = now + LEASE
         state.save()
+    summary = None
     try:
         summary = replan(reason=reason, now=now)
     finally:
-        ScheduleState.objects.filter(pk=1).update(lease_until=None)
+        done = {"last_replan_seconds": summary.seconds} if summary is not None else {}
+        ScheduleState.objects.filter(pk=1).update(lease_until=None, **done)
     if summary.changed:
         logger.info(
             "Re-planned %d orders (%d changed) in %.0f ms: %s",

@@ -36,6 +36,7 @@ from shopfloor.models import (
     MachineConnection,
     MachineStateEvent,
     PlcStatus,
+    PollGroupState,
     UnassignedCount,
 )
 
@@ -617,3 +618,25 @@ def close_unassigned_count(row: UnassignedCount, *, at: datetime | None = None) 
         locked.closed_at = at or timezone.now()
         locked.save(update_fields=["closed_at"])
         return True
+
+
+def record_poll_beat(group: str, *, cycles: int, reads_failed: int, seconds: float) -> None:
+    """Add one beat's cycles to its poll group's totals (telemetry for the metrics: no audit
+    record, one UPDATE, or an INSERT the first time)."""
+    now = timezone.now()
+    updated = PollGroupState.objects.filter(group=group).update(
+        cycles=F("cycles") + cycles,
+        reads_failed=F("reads_failed") + reads_failed,
+        last_cycle_seconds=seconds,
+        last_beat_at=now,
+    )
+    if not updated:
+        PollGroupState.objects.get_or_create(
+            group=group,
+            defaults={
+                "cycles": cycles,
+                "reads_failed": reads_failed,
+                "last_cycle_seconds": seconds,
+                "last_beat_at": now,
+            },
+        )

@@ -25,6 +25,7 @@ from mes.accounts import has_role
 from mes.choices import EntityType, OperationStatus, Role
 from mes.errors import DomainError, StaleObject
 from mes.formats import display_quantity, parse_decimal, row_id
+from mes.metrics import TERMINAL_ACTIONS
 from mes.models import Machine, WorkCenter
 from mes.quality import selectors as quality_selectors
 from mes.quality import services as quality_services
@@ -88,6 +89,8 @@ def terminal_view(view=None, *, poll: bool = False):
             request.terminal_wc, request.operator = work_center, operator
             if not poll:
                 session.touch(request)
+            if request.method == "POST":
+                TERMINAL_ACTIONS.labels(view.__name__).inc()
             return view(request, *args, **kwargs)
 
         return wrapper
