@@ -93,7 +93,8 @@ class GuardedTransport(httpx.HTTPTransport):
         super().__init__(trust_env=False, **kwargs)
         # httpx takes no network backend; its pool does (httpcore's documented parameter).
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            # SSL_CERT_FILE / SSL_CERT_DIR name a plant's own CA; proxies stay ignored.
+            ssl_context=httpx.create_ssl_context(),
             max_connections=100,
             max_keepalive_connections=20,
             keepalive_expiry=5.0,

@@ -71,13 +71,20 @@ def create_operator(
 
 
 def operator_by_badge(badge: str, pin: str | None) -> AbstractBaseUser | None:
-    """The active user behind a badge whose PIN matches, else None. Badge and PIN always: an
-    operator without a PIN cannot sign in until one is set. Runs the hasher for unknown
-    badges and missing PINs too, so timing does not tell which badges exist."""
+    """The active operator behind a badge whose PIN matches, else None. Badge and PIN always:
+    an operator without a PIN cannot sign in until one is set, and only users in the
+    operator role sign in on terminals (a badge put on another account signs nobody in).
+    Runs the hasher for unknown badges and missing PINs too, so timing does not tell which
+    badges exist."""
     profile = (
         OperatorProfile.objects.select_related("user").filter(badge=(badge or "").strip()).first()
     )
-    if profile is None or not profile.user.is_active or not profile.has_pin:
+    if (
+        profile is None
+        or not profile.user.is_active
+        or not profile.has_pin
+        or not profile.user.groups.filter(name=Role.OPERATOR).exists()
+    ):
         PIN_HASHER.encode(pin or "0000", PIN_HASHER.salt())  # same cost as a real check
         return None
     if not _pin_matches(pin or "", profile.pin_hash):

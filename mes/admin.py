@@ -324,7 +324,10 @@ class OperatorProfileForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False),
         help_text="4-8 digits. Leave empty to keep the current PIN.",
     )
-    clear_pin = forms.BooleanField(required=False, help_text="Remove the PIN (badge only).")
+    clear_pin = forms.BooleanField(
+        required=False,
+        help_text="Remove the PIN: the operator cannot sign in until a new one is set.",
+    )
 
     class Meta:
         model = OperatorProfile
@@ -346,6 +349,13 @@ class OperatorProfileAdmin(admin.ModelAdmin):
     list_display = ["badge", "user", "has_pin"]
     search_fields = ["badge", "user__username", "user__first_name", "user__last_name"]
     list_select_related = ["user"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Whose badge it is stays the admin role's decision: a supervisor sets badges and
+        # PINs of operators, and cannot put a badge of theirs on another account.
+        if obj is not None and not request.user.is_superuser:
+            return ["user"]
+        return []
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

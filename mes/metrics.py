@@ -12,7 +12,8 @@ Two kinds:
   last re-plan's duration and age.
 
 Access: with ``MES_METRICS_TOKEN`` set, a scraper sends ``Authorization: Bearer <token>``;
-without it only loopback clients are answered (a Prometheus beside the web process).
+without it only loopback clients are answered (a Prometheus beside the web process), and
+never a request that came through a proxy (``X-Forwarded-*``).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ TERMINAL_ACTIONS = Counter(
     ["screen"],
     registry=LOCAL,
 )
+FORWARDED = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
@@ -196,6 +198,8 @@ def _allowed(request: HttpRequest) -> bool:
     if token:
         sent = request.headers.get("Authorization", "")
         return hmac.compare_digest(sent.encode(), f"Bearer {token}".encode())
+    if any(h in request.META for h in FORWARDED):
+        return False  # a proxy on this host: loopback says nothing about the client
     try:
         return ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
     except ValueError:

@@ -17,6 +17,17 @@ from django.shortcuts import render
 security_log = logging.getLogger("mes.security")
 
 
+def client_address(request: HttpRequest) -> str:
+    """The client's address for throttling: behind the TLS proxy (``MES_BEHIND_TLS``) the
+    last ``X-Forwarded-For`` entry, which that proxy appended (earlier ones are the
+    client's own say); otherwise the connection's address."""
+    if settings.MES_BEHIND_TLS:
+        forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        if forwarded and forwarded[-1]:
+            return forwarded[-1]
+    return request.META.get("REMOTE_ADDR", "")
+
+
 def _address(request: HttpRequest | None) -> str:
     return (get_client_ip_address(request) or "?") if request is not None else "?"
 

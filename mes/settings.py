@@ -153,6 +153,12 @@ AXES_FAILURE_LIMIT = env_int("MES_LOGIN_MAX_FAILURES", 5, minimum=1)
 AXES_COOLOFF_TIME = timedelta(seconds=env_int("MES_LOGIN_LOCKOUT_SECONDS", 900, minimum=1))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
+# Failures during a lockout do not prolong it (else one person could keep an account or
+# the proxy's address locked for ever).
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# The client's address: behind the TLS proxy (MES_BEHIND_TLS) the last X-Forwarded-For
+# entry, the one the proxy added; else the connection's.
+AXES_CLIENT_IP_CALLABLE = "mes.security.client_address"
 AXES_LOCKOUT_CALLABLE = "mes.security.lockout_response"
 AXES_VERBOSE = False
 
@@ -285,6 +291,8 @@ if not DEBUG:
     # its LAN (then a session can be read by anyone on that network: see the README).
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    # The image serves plain HTTP: where TLS is used, a proxy in front ends it and says so.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # MES_BEHIND_TLS=1: TLS ends at a reverse proxy in front, which sets X-Forwarded-Proto (and
 # strips any the client sent). Then plain HTTP is redirected to HTTPS (but for the health
 # and metrics probes, which come from inside) and browsers are told to use HTTPS only.

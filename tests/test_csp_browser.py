@@ -1,5 +1,6 @@
-"""The Content-Security-Policy holds in a real browser (Debian's Chromium): every screen a
-person opens, the admin and the API's Swagger page render without a single violation, so
+"""The Content-Security-Policy holds in a real browser (Debian's Chromium): the screens
+people open (lists, work order, traveler, boards, quality, terminal sign-in, work center and
+operation), the admin and the API's Swagger page render without a single violation, so
 nothing inline is left that the policy would block (and an injected inline script would
 not run)."""
 
@@ -104,3 +105,5 @@ def test_no_screen_violates_the_content_security_policy(new_context, live_server
     expect(screen.get_by_role("button", name="Sign out")).to_be_visible()
     screen.wait_for_timeout(2000)  # a poll or two
     assert not violations(screen, screen_console)
+    op = wo.operations.order_by("sequence").first()
+    open_clean(screen, screen_console, f"/terminal/op/{op.pk}/")

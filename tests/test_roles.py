@@ -165,3 +165,22 @@ def test_a_supervisor_releases_holds_and_cancels_in_the_admin(client, db):
         assert response.status_code == 302, (action, response.status_code)
         wo.refresh_from_db()
         assert wo.status == status, action
+
+
+def test_a_supervisor_sets_pins_but_cannot_move_a_badge_to_another_account(client, db):
+    from mes.accounts import create_operator
+    from mes.models import OperatorProfile
+
+    supervisor = UserFactory(username="su", roles=[Role.SUPERVISOR], is_staff=True)
+    admin = UserFactory(username="ad", roles=[Role.ADMIN], is_staff=True, is_superuser=True)
+    profile = create_operator(username="ana", first_name="Ana", badge="1001", pin="1234")
+    client.force_login(supervisor)
+    url = reverse("admin:mes_operatorprofile_change", args=[profile.pk])
+    assert client.get(url).status_code == 200
+    response = client.post(url, {"user": admin.pk, "badge": "1001", "pin": "4321"})
+    assert response.status_code == 302
+    profile = OperatorProfile.objects.get(pk=profile.pk)
+    assert profile.user.username == "ana"  # the account stays; the PIN changed
+    from mes.accounts import operator_by_badge
+
+    assert operator_by_badge("1001", "4321") == profile.user

@@ -17,6 +17,8 @@ from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 
+from erp_sync.api.parsers import has_surrogate
+
 
 def encode_cursor(values: dict) -> str:
     raw = json.dumps(values, separators=(",", ":")).encode()
@@ -45,6 +47,8 @@ def decode_cursor(token: str) -> dict:
 
 def cursor_text(value: object) -> str:
     if not isinstance(value, str) or "\x00" in value or len(value) > 200:
+        raise not_a_cursor()
+    if has_surrogate(value):  # json.loads reads "\ud800" into a string no database takes
         raise not_a_cursor()
     return value
 

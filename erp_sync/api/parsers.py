@@ -5,7 +5,9 @@ here, once, for every endpoint, before a serializer or the database sees it:
   body 100,000 levels deep would exhaust the parser's stack);
 - ``NaN``, ``Infinity`` and numbers beyond a float (``1e999999999``), which are not JSON
   numbers a client can mean;
-- NUL characters in a string or a key (PostgreSQL cannot store them in text).
+- NUL characters in a string or a key (PostgreSQL cannot store them in text), and lone
+  UTF-16 surrogates (``"\\ud800"``: no UTF-8 text can hold one, so neither a database nor
+  the answer could).
 
 Each refusal is a 400 ``invalid`` naming the field (dotted path, as the exception handler
 names nested fields)."""
@@ -23,6 +25,20 @@ from rest_framework.parsers import JSONParser, get_encoding
 MAX_DEPTH = 32
 NUL_MESSAGE = "Null characters are not allowed."  # as DRF's CharField says it
 NOT_FINITE = "Not a finite JSON number (NaN, Infinity or beyond 1.8e308)."
+SURROGATE_MESSAGE = "Not valid Unicode text (a lone surrogate)."
+
+
+def has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def safe_name(name: str) -> str:
+    """A field name fit for the error body (lone surrogates escaped)."""
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class NonFinite:
@@ -44,9 +60,11 @@ def refusals(data: Any) -> dict[str, list[str]]:
             raise ParseError(f"JSON nested more than {MAX_DEPTH} levels deep.")
         if isinstance(value, dict):
             for key, item in value.items():
-                name = f"{path}.{key}" if path else key
+                name = safe_name(f"{path}.{key}" if path else key)
                 if "\x00" in key:
                     errors.setdefault(name, []).append(NUL_MESSAGE)
+                if has_surrogate(key):
+                    errors.setdefault(name, []).append(SURROGATE_MESSAGE)
                 stack.append((item, name, depth + 1))
         elif isinstance(value, list):
             stack.extend(
@@ -56,6 +74,8 @@ def refusals(data: Any) -> dict[str, list[str]]:
         elif isinstance(value, str):
             if "\x00" in value:
                 errors.setdefault(path or "non_field_errors", []).append(NUL_MESSAGE)
+            if has_surrogate(value):
+                errors.setdefault(path or "non_field_errors", []).append(SURROGATE_MESSAGE)
         elif isinstance(value, NonFinite) or (
             isinstance(value, float) and not math.isfinite(value)
         ):

@@ -22,6 +22,7 @@ class TerminalAdmin(ReadOnlyAdmin):
         "revoked_by",
     ]
     list_filter = ["work_center"]
+    list_select_related = ["work_center", "enrolled_by", "revoked_by"]
     search_fields = ["name", "work_center__code"]
     exclude = ["token_hash"]
     actions = ["revoke"]

@@ -45,13 +45,14 @@ class Terminal(models.Model):
 
 
 class SignInThrottle(models.Model):
-    """Sign-in attempts per badge and per terminal in the current lockout window. An attempt
-    is counted *before* its PIN is checked, by one conditional UPDATE, so that parallel
-    guesses from any number of server processes cannot exceed the limit."""
+    """Sign-in attempts per badge and per terminal in the current lockout window (which
+    started at ``last_at``). An attempt is counted *before* its PIN is checked, by one
+    conditional UPDATE, so that parallel guesses from any number of server processes cannot
+    exceed the limit."""
 
     key = models.CharField(max_length=100, primary_key=True)
     attempts = models.PositiveIntegerField(default=0)
-    last_at = models.DateTimeField(default=timezone.now, db_index=True)
+    last_at = models.DateTimeField(default=timezone.now, db_index=True)  # the window's start
 
     def __str__(self) -> str:
         return f"{self.key}: {self.attempts}"

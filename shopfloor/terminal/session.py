@@ -159,8 +159,11 @@ def check_sign_in(badge: str, pin: str, terminal: Terminal) -> AbstractBaseUser:
 
 
 def _count_attempt(key: str, limit: int, now: datetime) -> bool:
-    """Count one attempt under ``key`` unless the limit is reached within the lockout time
-    (then False). One conditional UPDATE: no read-then-write gap between processes."""
+    """Count one attempt under ``key`` unless the limit is reached in the current window
+    (then False). Windows are fixed: one starts with the first attempt after the last one
+    ran out and lasts the lockout time (``last_at`` is its start), so a busy terminal's few
+    typos never add up over a shift. One conditional UPDATE: no read-then-write gap between
+    processes."""
     window_over = Q(last_at__lt=now - timedelta(seconds=settings.MES_TERMINAL_LOCKOUT_SECONDS))
 
     def bump() -> int:
@@ -169,7 +172,7 @@ def _count_attempt(key: str, limit: int, now: datetime) -> bool:
             .filter(Q(attempts__lt=limit) | window_over)
             .update(
                 attempts=Case(When(window_over, then=Value(1)), default=F("attempts") + 1),
-                last_at=now,
+                last_at=Case(When(window_over, then=Value(now)), default=F("last_at")),
             )
         )
 

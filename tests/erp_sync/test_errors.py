@@ -316,6 +316,7 @@ STOPS = {"after": "2026-01-01T00:00:00Z"}
         ("/work-orders/", FEED, {"u": "0001-01-01T00:00:00+23:59", "n": "WO-1"}),
         ("/work-orders/", FEED, {"u": "2026-01-01T00:00:00+00:00", "n": "WO\u00001"}),
         ("/work-orders/", {}, {"k": "WO\u00001"}),
+        ("/work-orders/", {}, {"k": "WO\ud8001"}),  # a lone surrogate no database takes
         ("/products/", {}, {"k": "x" * 300}),
         ("/downtimes/", STOPS, {"s": "2026-02-30T08:00:00+00:00", "i": 1}),
         ("/downtimes/", STOPS, {"s": "2026-01-01T08:00:00+00:00", "i": 10**30}),
@@ -328,6 +329,23 @@ def test_a_forged_cursor_is_400(erp_client, path, params, values):
     (an impossible date, a NUL byte or a 100-bit integer would be a server error there)."""
     response = erp_client.get(API + path, {**params, "cursor": cursor(values)})
     assert_error(response, 400, "invalid", {"cursor"})
+
+
+@pytest.mark.parametrize(
+    "raw,field",
+    [
+        ('{"code": "P-1", "name": "\\ud800"}', "name"),
+        ('{"code": "P-1", "name": "Bracket", "\\udfff": 1}', "\\udfff"),
+    ],
+)
+def test_a_lone_surrogate_in_a_body_is_400_naming_it(integrator_client, raw, field):
+    """JSON may escape a lone UTF-16 surrogate, which no UTF-8 text can hold: answered with
+    the contract's 400 (a database or the JSON answer would otherwise fail with a 500)."""
+    response = integrator_client.put(
+        API + "/products/P-1/", raw.encode(), content_type="application/json"
+    )
+    assert_error(response, 400, "invalid", {field})
+    assert not Product.objects.filter(code="P-1").exists()
 
 
 # --- What Django refuses before a view: the contract's body under /api/ ------------------------

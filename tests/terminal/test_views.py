@@ -240,6 +240,7 @@ def test_the_sign_in_screen_asks_for_badge_and_pin_together(terminal):
         ("1001", "0000", "wrong PIN"),
         ("1003", "1234", "operator without a PIN"),
         ("1004", "1234", "inactive operator"),
+        ("1005", "1234", "a badge on an account that is no operator's"),
     ],
 )
 def test_every_refusal_reads_the_same_and_is_counted(terminal, operator, badge, pin, why):
@@ -247,12 +248,13 @@ def test_every_refusal_reads_the_same_and_is_counted(terminal, operator, badge, 
     inactive = create_operator(username="di", first_name="Di", badge="1004", pin="1234").user
     inactive.is_active = False
     inactive.save(update_fields=["is_active"])
+    create_operator(username="ed", first_name="Ed", badge="1005", pin="1234", roles=("admin",))
 
     response = sign_in(terminal, badge, pin)
     assert response.status_code == 200
     page = text(response)
     assert f"{REFUSED} 4 more tries before sign-in is locked" in page, why
-    assert "Ana" not in page and "Cy" not in page and "Di" not in page
+    assert "Ana" not in page and "Cy" not in page and "Di" not in page and "Ed" not in page
     assert signed_in_id(terminal) is None
     assert SignInThrottle.objects.get(key=f"badge:{badge}").attempts == 1
 
@@ -1054,3 +1056,19 @@ def test_a_downtime_of_another_work_center_is_not_found(ana, two_machine_order):
     assert ana.post(url, {"reason": "MECH-SPINDLE"}).status_code == 404
     elsewhere.refresh_from_db()
     assert elsewhere.reason == ""
+
+
+def test_a_busy_terminals_typos_do_not_add_up_over_a_shift(
+    terminal, operator, settings, monkeypatch
+):
+    """Windows are fixed: each starts with the first attempt after the last one ran out, so
+    a few typos an hour never lock a terminal that signs people in all day."""
+    settings.MES_TERMINAL_MAX_FAILURES = 2  # the terminal may try 6 times per window
+    settings.MES_TERMINAL_LOCKOUT_SECONDS = 300
+    start = timezone.now()
+    for cycle in range(30):  # a typo and a sign-in every four minutes, for two hours
+        at = start + timedelta(minutes=4 * cycle)
+        monkeypatch.setattr(session.timezone, "now", lambda at=at: at)
+        assert "Badge or PIN not recognised" in text(sign_in(terminal, "1001", "0000"))
+        assert sign_in(terminal, "1001", "1234").status_code == 302, cycle
+        terminal.post(reverse("terminal:sign_out"))
