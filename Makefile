@@ -30,8 +30,11 @@ check: $(INSTALLED)
 	SECRET_KEY=check-only $(BIN)/python manage.py makemigrations --check --dry-run
 
 # The whole suite. DATABASE_URL picks the database (SQLite by default, PostgreSQL in CI too).
+# TEST_WORKERS processes (pytest-xdist) share the test files among them; 0 runs them in this
+# process.
+TEST_WORKERS ?= 2
 test: check
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 from django.core.cache import cache
 
@@ -11,6 +13,35 @@ from mes.choices import Role
 from mes.performance.rollups import forget_calendars
 
 from .factories import UserFactory, make_work_order
+
+
+@pytest.fixture(autouse=True)
+def reference_data(request):
+    """The rows data migrations make (roles, the downtime reason tree, scrap reasons), for
+    every test that uses the database: a transactional test empties every table when it
+    ends, and under pytest-xdist a later test of the same worker would find them gone."""
+    names = request.fixturenames
+    marker = request.node.get_closest_marker("django_db")
+    if "transactional_db" in names or (marker and marker.kwargs.get("transaction")):
+        request.getfixturevalue("transactional_db")
+    elif "db" in names or marker:
+        request.getfixturevalue("db")
+    else:
+        return
+    from django.apps import apps as django_apps
+
+    from mes.quality.models import ScrapReason
+    from shopfloor.models import DowntimeReason
+
+    if DowntimeReason.objects.exists() and ScrapReason.objects.exists():
+        return
+    importlib.import_module("mes.migrations.0002_roles_and_audit_guard").create_roles(
+        django_apps, None
+    )
+    importlib.import_module("shopfloor.terminal.migrations.0002_default_reasons").create_tree(
+        DowntimeReason
+    )
+    importlib.import_module("mes.quality.migrations.0002_scrap_reasons").create(django_apps, None)
 
 
 @pytest.fixture(autouse=True)
