@@ -144,7 +144,6 @@ MIDDLEWARE = [
 # account or address is refused for MES_LOGIN_LOCKOUT_SECONDS (also with the right
 # password), with a page that says so. Attempts are kept in the database (every server
 # process counts the same) and logged with the user name and address, never the password.
-# The client address is REMOTE_ADDR: behind a proxy every client shares the proxy's.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
