@@ -69,3 +69,15 @@ def test_failures_and_the_lockout_are_logged_without_the_password(client, sam, c
     assert kinds.count("sign_in_failed") == 5 and "lockout" in kinds
     assert all(r.username == "sam" for r in events)
     assert not any("secret-guess" in r.getMessage() for r in caplog.records)
+
+
+def test_behind_the_tls_proxy_the_client_is_the_address_the_proxy_appended(settings, rf):
+    from mes.security import client_address
+
+    request = rf.post(
+        LOGIN, REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="6.6.6.6, 10.0.0.5"
+    )  # the first entry is whatever the client claimed
+    settings.MES_BEHIND_TLS = True
+    assert client_address(request) == "10.0.0.5"
+    settings.MES_BEHIND_TLS = False
+    assert client_address(request) == "127.0.0.1"  # no trusted proxy: the connection's
