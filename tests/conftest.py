@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import importlib
+import os
 
 import pytest
-from django.core.cache import cache
+from django.conf import settings
+from django.test import override_settings
 
 from erp_sync.auth import forget_cached_clients
 from mes.accounts import create_operator
@@ -13,6 +16,22 @@ from mes.choices import Role
 from mes.performance.rollups import forget_calendars
 
 from .factories import UserFactory, make_work_order
+from .support import clear_cache
+
+
+@pytest.fixture(scope="session", autouse=True)
+def worker_cache_prefix():
+    """Under pytest-xdist the workers share a Redis cache (MES_CACHE_URL): each keeps its
+    keys under a prefix of its own, so that one worker's throttle history or cleared cache
+    is never another's."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        yield
+        return
+    caches = copy.deepcopy(settings.CACHES)
+    caches["default"]["KEY_PREFIX"] = f"test-{worker}"
+    with override_settings(CACHES=caches):
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +69,7 @@ def no_cached_api_clients():
     without the calendars the performance rollups keep (ids are reused after a rollback)."""
     forget_cached_clients()
     forget_calendars()
-    cache.clear()
+    clear_cache()
     yield
     forget_cached_clients()
 

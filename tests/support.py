@@ -206,3 +206,20 @@ def worker_environment(tmp_path, name: str, **extra: str) -> dict[str, str]:
         "MES_VAR_DIR": str(tmp_path / "var"),
         **extra,
     }
+
+
+def clear_cache() -> None:
+    """Empty this test process's cache. A Redis cache is shared by the pytest-xdist workers
+    (each has its own KEY_PREFIX, see conftest): only this worker's keys are deleted, where
+    ``cache.clear()`` would empty the whole Redis database under the other worker's feet."""
+    from django.conf import settings
+    from django.core.cache import cache
+
+    prefix = settings.CACHES["default"].get("KEY_PREFIX", "")
+    if not prefix or "RedisCache" not in settings.CACHES["default"]["BACKEND"]:
+        cache.clear()
+        return
+    client = cache._cache.get_client(None, write=True)
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)

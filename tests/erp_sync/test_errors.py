@@ -153,17 +153,16 @@ def test_an_unacceptable_accept_header_is_406_with_the_error_body(erp_client):
 
 
 def test_throttling_is_429_with_the_error_body(erp_client, monkeypatch):
-    from django.core.cache import cache
-
     from erp_sync.api.views import ClientRateThrottle
+    from tests.support import clear_cache
 
     monkeypatch.setattr(ClientRateThrottle, "THROTTLE_RATES", {"api_client": "2/min"})
-    cache.clear()
+    clear_cache()
     try:
         statuses = [erp_client.get(f"{API}/confirmations/").status_code for _ in range(2)]
         response = erp_client.get(f"{API}/confirmations/")
     finally:
-        cache.clear()
+        clear_cache()
 
     assert statuses == [200, 200]
     assert_error(response, 429, "throttled")
