@@ -209,12 +209,12 @@ def _allowed(request: HttpRequest) -> bool:
 @never_cache
 def metrics_view(request: HttpRequest) -> HttpResponse:
     if not _allowed(request):
+        from erp_sync.api.exceptions import error_body
+
         return JsonResponse(
-            {
-                "code": "permission_denied",
-                "detail": "Metrics need the metrics token (or a loopback client).",
-                "errors": {},
-            },
+            error_body(
+                "permission_denied", "Metrics need the metrics token (or a loopback client)."
+            ),
             status=403,
         )
     return HttpResponse(render(), content_type=CONTENT_TYPE_LATEST)
