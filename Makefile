@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo test lint format bench check clean
+.PHONY: install demo demo-env test lint format bench check clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,10 +14,19 @@ $(INSTALLED): pyproject.toml
 
 install: $(INSTALLED)
 
+# The demo's settings, read by every process started in its var/ (see mes/settings.py): a
+# command run in another shell has them too. Written once; edit it freely.
+DEMO_VAR := $(or $(MES_VAR_DIR),var)
+demo-env:
+	@mkdir -p $(DEMO_VAR)
+	@test -f $(DEMO_VAR)/.env || printf '%s\n' \
+	  '# Written by `make demo`: the demo plant'"'"'s settings, read by every process that uses' \
+	  '# this directory (variables set in the environment win). Never use DEBUG in production.' \
+	  'DEBUG=1' > $(DEMO_VAR)/.env
+
 # The demo plant: SQLite under var/, embedded Celery broker, seeded data, http://127.0.0.1:8000
-demo: export DEBUG ?= 1
 demo: export PATH := $(abspath $(BIN)):$(PATH)
-demo: $(INSTALLED)
+demo: $(INSTALLED) demo-env
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	@echo
@@ -27,7 +36,8 @@ demo: $(INSTALLED)
 
 check: $(INSTALLED)
 	SECRET_KEY=check-only $(BIN)/python manage.py check --fail-level WARNING
-	SECRET_KEY=check-only $(BIN)/python manage.py makemigrations --check --dry-run
+	SECRET_KEY=check-only DATABASE_URL=sqlite://:memory: \
+	  $(BIN)/python manage.py makemigrations --check --dry-run
 
 # The whole suite. DATABASE_URL picks the database (SQLite by default, PostgreSQL in CI too).
 # TEST_WORKERS processes (pytest-xdist) share the test files among them; 0 runs them in this

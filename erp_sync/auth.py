@@ -11,7 +11,9 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
+from mes.accounts import has_role
 from mes.errors import Conflict, ValidationFailed
+from mes.roles import STAFF_ROLES
 
 from .models import ApiClient, Scope
 
@@ -105,6 +107,21 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
     def authenticate_header(self, request) -> str:
         # Makes DRF answer 401 (not 403) when the token is missing or wrong.
         return 'Bearer realm="mes"'
+
+
+class CanReadSchema(permissions.BasePermission):
+    """The OpenAPI document and its Swagger page: any API client's token, or a signed-in
+    planner, supervisor or admin (who set up integrations). Nothing of the API is public."""
+
+    message = "The API's schema is for API clients and for planners, supervisors and admins."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        if user is None:  # anonymous (UNAUTHENTICATED_USER is None): DRF answers 401
+            return False
+        if getattr(user, "client", None) is not None:
+            return True
+        return has_role(user, *STAFF_ROLES)
 
 
 class _ScopePermission(permissions.BasePermission):

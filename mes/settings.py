@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+import dotenv
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange as KombuExchange
 from kombu import Queue as KombuQueue
@@ -24,6 +25,15 @@ from mes.queues import Queues
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("MES_VAR_DIR", BASE_DIR / "var"))
+
+# An environment file: `make demo` writes `var/.env` (DEBUG=1), so every command run in
+# another shell after it (`.venv/bin/python manage.py ...`, `.venv/bin/celery -A mes ...`)
+# has the demo's settings without exporting anything. A variable set in the environment
+# wins over the file. MES_ENV_FILE names another file, or none when empty (the tests'
+# setting). A production deployment sets its environment and has no such file.
+MES_ENV_FILE = os.environ.get("MES_ENV_FILE", str(VAR_DIR / ".env")).strip()
+if MES_ENV_FILE:
+    dotenv.load_dotenv(MES_ENV_FILE, override=False)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -467,6 +477,13 @@ SPECTACULAR_SETTINGS = {
     # connection, the webhooks, declared limits and the error code enumeration; 1.2.0 closed
     # the request bodies (unknown properties refused) and added 413 payload_too_large.
     "VERSION": "1.2.0",
+    # Nothing of the API is public: the document and its Swagger page answer API clients
+    # (any scope) and signed-in planners, supervisors and admins.
+    "SERVE_PERMISSIONS": ["erp_sync.auth.CanReadSchema"],
+    "SERVE_AUTHENTICATION": [
+        "erp_sync.auth.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     # 3.1: null is a type (3.0's allOf + nullable rejects real nulls in strict tools), and
     # the outbound events are described as webhooks.
     "OAS_VERSION": "3.1.0",
@@ -485,8 +502,6 @@ SPECTACULAR_SETTINGS = {
         "erp_sync.api.schema.postprocess",
     ],
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
-    "SERVE_AUTHENTICATION": [],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -1,6 +1,9 @@
 from csp.decorators import csp_update
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.renderers import JSONRenderer
 
 from . import views
 
@@ -15,17 +18,41 @@ def pair(prefix: str, views_pair, name: str) -> list:
     ]
 
 
+class _JsonErrors:
+    """A refusal (401, 403) answers the API's JSON error body, not YAML or a template."""
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return response
+
+
+class SchemaView(_JsonErrors, SpectacularAPIView):
+    pass
+
+
+class SwaggerView(_JsonErrors, SpectacularSwaggerSplitView):
+    pass
+
+
+_swagger = SwaggerView.as_view(url_name="api:schema")
+
+
+# The split view serves Swagger UI's start script as a file (no inline script); Swagger UI
+# sets inline styles, which only this page allows.
+@csp_update({"style-src": ["'unsafe-inline'"]})
+def swagger(request: HttpRequest) -> HttpResponse:
+    """Swagger UI, a page for people: a browser that is not signed in goes to sign-in (the
+    view itself answers who may read the schema, ``erp_sync.auth.CanReadSchema``)."""
+    if not request.user.is_authenticated and "HTTP_AUTHORIZATION" not in request.META:
+        return redirect_to_login(request.get_full_path())
+    return _swagger(request)
+
+
 urlpatterns = [
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    # The split view serves Swagger UI's start script as a file (no inline script); Swagger
-    # UI sets inline styles, which only this page allows.
-    path(
-        "docs/",
-        csp_update({"style-src": ["'unsafe-inline'"]})(
-            SpectacularSwaggerSplitView.as_view(url_name="api:schema")
-        ),
-        name="docs",
-    ),
+    path("schema/", SchemaView.as_view(), name="schema"),
+    path("docs/", swagger, name="docs"),
     path("work-orders/", views.WorkOrderListView.as_view(), name="work-order-list"),
     path(
         "work-orders/<str:number>/", views.WorkOrderDetailView.as_view(), name="work-order-detail"

@@ -34,3 +34,18 @@ def integrator_client(db) -> APIClient:
 @pytest.fixture
 def anon_client() -> APIClient:
     return APIClient()
+
+
+def schema_reader() -> APIClient:
+    """A caller the API's schema answers (it is not public): an admin, without touching
+    the database, so module-scoped fixtures can read the schema too."""
+    from django.contrib.auth import get_user_model
+
+    api = APIClient()
+    api.force_authenticate(user=get_user_model()(username="schema-reader", is_superuser=True))
+    return api
+
+
+@pytest.fixture
+def schema_client() -> APIClient:
+    return schema_reader()

@@ -27,10 +27,14 @@ from .test_machines import CONNECTION
 PACKAGE = "mes_api_client"  # from the schema's title, "MES API"
 
 
-def generate(schema_url: str, target: Path) -> Path:
-    """Generate the client into ``target`` and return the directory to import it from."""
+def generate(schema_url: str, target: Path, token: str) -> Path:
+    """Generate the client into ``target`` and return the directory to import it from (the
+    schema is read with an API client's token, as an integrator would)."""
     schema = target / "schema.json"
-    with urllib.request.urlopen(schema_url + "?format=json", timeout=10) as response:
+    request = urllib.request.Request(
+        schema_url + "?format=json", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
         schema.write_bytes(response.read())
     bin_dir = Path(sys.executable).parent  # the generator formats its output with ruff
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -60,8 +64,9 @@ def generate(schema_url: str, target: Path) -> Path:
 
 
 @pytest.fixture
-def client_package(live_server, tmp_path):
-    sys.path.insert(0, str(generate(f"{live_server.url}/api/v1/schema/", tmp_path)))
+def client_package(live_server, tmp_path, transactional_db):
+    _, token = create_api_client(name="schema-reader", scope="erp")
+    sys.path.insert(0, str(generate(f"{live_server.url}/api/v1/schema/", tmp_path, token)))
     try:
         yield importlib.import_module(PACKAGE)
     finally:

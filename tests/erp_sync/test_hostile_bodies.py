@@ -228,9 +228,9 @@ def test_an_unknown_field_is_400_naming_it(integrator_client, plant, name):
 
 
 @ENDPOINTS
-def test_a_body_over_the_size_limit_is_413(integrator_client, anon_client, plant, settings, name):
+def test_a_body_over_the_size_limit_is_413(integrator_client, schema_client, plant, settings, name):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 4096
-    contract = Contract(anon_client.get(f"{API}/schema/", {"format": "json"}).json())
+    contract = Contract(schema_client.get(f"{API}/schema/", {"format": "json"}).json())
     write, before = WRITES[name], snapshot()
     body = write.body(plant)
     path, value = next((p, v) for p, v in leaves(body) if isinstance(v, str))

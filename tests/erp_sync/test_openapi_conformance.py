@@ -37,8 +37,8 @@ SECRET = "conformance-secret-0123456789"
 
 
 @pytest.fixture
-def contract(anon_client) -> Contract:
-    response = anon_client.get(f"{API}/schema/", {"format": "json"})
+def contract(schema_client) -> Contract:
+    response = schema_client.get(f"{API}/schema/", {"format": "json"})
     assert response.status_code == 200
     document = response.json()
     assert document["openapi"].startswith("3.1")

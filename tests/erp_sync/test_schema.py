@@ -9,7 +9,12 @@ from django.core.management import call_command
 from drf_spectacular.drainage import GENERATOR_STATS
 from drf_spectacular.validation import validate_schema
 
-from .helpers import API, WORK_ORDER_KEYS
+from erp_sync.models import Scope
+from mes.choices import Role
+from tests.factories import UserFactory
+
+from .conftest import bearer_client, schema_reader
+from .helpers import API, WORK_ORDER_KEYS, assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -41,10 +46,8 @@ METHODS = {"get", "put", "post", "patch", "delete", "head", "options", "trace"}
 
 @pytest.fixture(scope="module")
 def schema(django_db_blocker) -> dict:
-    from rest_framework.test import APIClient
-
     with django_db_blocker.unblock():
-        response = APIClient().get(f"{API}/schema/", {"format": "json"})
+        response = schema_reader().get(f"{API}/schema/", {"format": "json"})
     assert response.status_code == 200, response.content[:300]
     return response.json()
 
@@ -64,10 +67,46 @@ def test_the_served_schema_is_valid_openapi_3(schema):
     assert schema["info"]["version"]
 
 
-def test_the_schema_is_served_without_a_token(anon_client):
+def test_the_schema_is_not_public(anon_client):
     response = anon_client.get(f"{API}/schema/")
+
+    assert_error(response, 401, "not_authenticated")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("scope", Scope.values)
+def test_the_schema_answers_any_api_clients_token(scope):
+    response = bearer_client(f"client-{scope}", scope).get(f"{API}/schema/")
+
     assert response.status_code == 200
     assert b"openapi: 3." in response.content[:100]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("role", "status"), [(Role.OPERATOR, 403), (Role.PLANNER, 200), (Role.SUPERVISOR, 200)]
+)
+def test_the_schema_answers_signed_in_staff_but_not_operators(client, role, status):
+    client.force_login(UserFactory(username="someone", roles=[role], is_staff=role != "operator"))
+
+    response = client.get(f"{API}/schema/", {"format": "json"})
+
+    assert response.status_code == status
+    assert response["Content-Type"].startswith("application/")
+
+
+@pytest.mark.django_db
+def test_the_docs_page_refuses_operators_with_the_error_body(client):
+    client.force_login(UserFactory(username="op", roles=[Role.OPERATOR]))
+
+    assert_error(client.get(f"{API}/docs/"), 403, "permission_denied")
+
+
+def test_the_docs_page_sends_a_browser_that_is_not_signed_in_to_sign_in(anon_client):
+    response = anon_client.get(f"{API}/docs/")
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/?next=/api/v1/docs/")
 
 
 def test_the_schema_lists_every_path_of_the_contract(schema):
@@ -112,8 +151,10 @@ def test_the_work_order_representation_is_documented(schema):
     assert set(work_order["properties"]) >= WORK_ORDER_KEYS
 
 
-def test_the_docs_page_uses_only_local_assets(anon_client):
-    response = anon_client.get(f"{API}/docs/")
+@pytest.mark.django_db
+def test_the_docs_page_uses_only_local_assets(client, anon_client):
+    client.force_login(UserFactory(username="pl", roles=[Role.PLANNER], is_staff=True))
+    response = client.get(f"{API}/docs/")
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")
@@ -127,9 +168,9 @@ def test_the_docs_page_uses_only_local_assets(anon_client):
     assert start in assets and "<script>" not in html
     for asset in assets:
         assert asset.startswith("/static/") or asset == start, asset
-        served = anon_client.get(asset)
+        served = client.get(asset)
         assert served.status_code == 200, asset
-    script = anon_client.get(start)
+    script = client.get(start)
     assert script["Content-Type"].startswith("application/javascript")
     assert re.search(r"/api/v1/schema/", script.content.decode())
 

@@ -23,8 +23,8 @@ def test_every_operation_conforms_to_the_live_schema(live_server, supervisor, op
     op = services.start_operation(wo.operations.get(sequence=10), operator=operator)
     services.report_quantity(op, actor=operator, good=3)
     _, token = create_api_client(name="fuzzer", scope="integrator")
-    schema = schemathesis.openapi.from_url(f"{live_server.url}/api/v1/schema/")
     headers = {"Authorization": f"Bearer {token}"}
+    schema = schemathesis.openapi.from_url(f"{live_server.url}/api/v1/schema/", headers=headers)
     failures: list[str] = []
     operations = 0
     for result in schema.get_all_operations():
