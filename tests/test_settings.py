@@ -265,3 +265,42 @@ def test_behind_tls_plain_http_is_redirected_and_https_is_pinned(tmp_path):
     assert seen["hsts"] == "max-age=31536000; includeSubDomains; preload"
     assert "script-src 'self'" in seen["csp"] and "'unsafe-inline'" not in seen["csp"]
     assert seen["cookie_secure"] is True
+
+
+def test_the_demos_env_file_is_read_and_the_environment_wins(tmp_path):
+    """`make demo` writes var/.env (DEBUG=1): a command started later in another shell has
+    the demo's settings without exporting anything; what the environment sets wins."""
+    (tmp_path / ".env").write_text("# the demo\nDEBUG=1\nTIME_ZONE=Europe/Vienna\n")
+    code = "from django.conf import settings; print(settings.DEBUG, settings.TIME_ZONE)"
+    env_file = str(tmp_path / ".env")
+
+    demo = _run_with_settings(tmp_path, code, MES_ENV_FILE=env_file)
+    overridden = _run_with_settings(
+        tmp_path, code, MES_ENV_FILE=env_file, TIME_ZONE="Europe/Berlin"
+    )
+    no_file = _run_with_settings(tmp_path, code, MES_ENV_FILE="")
+
+    assert demo.stdout.split() == ["True", "Europe/Vienna"], demo.stderr[-2000:]
+    assert overridden.stdout.split() == ["True", "Europe/Berlin"], overridden.stderr[-2000:]
+    # MES_ENV_FILE empty (as in the tests): no file, so DEBUG is off and SECRET_KEY missing.
+    assert no_file.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off" in no_file.stderr
+
+
+def test_without_mes_env_file_the_file_under_mes_var_dir_is_read(tmp_path):
+    (tmp_path / ".env").write_text("DEBUG=1\n")
+    code = "from django.conf import settings; print(settings.DEBUG)"
+    env = {k: v for k, v in os.environ.items() if k != "MES_ENV_FILE"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()\n" + code],
+        cwd=ROOT,
+        env={
+            **{k: v for k, v in env.items() if k not in {"SECRET_KEY", "DEBUG"}},
+            "MES_VAR_DIR": str(tmp_path),
+            "DJANGO_SETTINGS_MODULE": "mes.settings",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == "True", result.stderr[-2000:]
