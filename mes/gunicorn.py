@@ -21,16 +21,12 @@ _var = Path(os.environ.get("MES_VAR_DIR", Path(__file__).resolve().parent.parent
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_var / "metrics"))
 
 if os.environ.get("MES_LOG_FORMAT", "json").strip().lower() != "plain":
-    _json = {
-        "()": "pythonjsonlogger.json.JsonFormatter",
-        "fmt": "%(levelname)s %(name)s %(message)s",
-        "rename_fields": {"levelname": "level", "name": "logger"},
-        "timestamp": "time",
-    }
+    from mes.logformat import json_formatter
+
     logconfig_dict = {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": _json},
+        "formatters": {"json": json_formatter()},
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
         "loggers": {
             "gunicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False},

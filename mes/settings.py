@@ -21,6 +21,7 @@ from kombu import Exchange as KombuExchange
 from kombu import Queue as KombuQueue
 
 from mes import crypto, netguard
+from mes.logformat import json_formatter
 from mes.queues import Queues
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -536,12 +537,7 @@ LOGGING = {
     "filters": {"request_id": {"()": "mes.logs.RequestIdFilter"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(levelname)s %(name)s %(message)s %(request_id)s",
-            "rename_fields": {"levelname": "level", "name": "logger"},
-            "timestamp": "time",  # ISO 8601 in UTC
-        },
+        "json": json_formatter("request_id"),
     },
     "handlers": {
         "console": {
