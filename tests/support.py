@@ -5,8 +5,26 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_django(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``code`` run after ``django.setup()`` in a process of its own with exactly ``env``
+    (settings are read once per process: a test of a setting needs a new one)."""
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()\n" + code],
+        cwd=ROOT,
+        env={"DJANGO_SETTINGS_MODULE": "mes.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def in_ci() -> bool:

@@ -16,13 +16,21 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from prometheus_client.parser import text_string_to_metric_families
 from pythonjsonlogger.json import JsonFormatter
 
 from mes.scheduling.services import replan_if_needed
 from shopfloor.plc.services import record_poll_beat
 
 from .factories import make_work_order
-from .support import celery_worker, free_port, wait_until, worker_environment, worker_queues
+from .support import (
+    celery_worker,
+    free_port,
+    run_django,
+    wait_until,
+    worker_environment,
+    worker_queues,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 FAR = {"REMOTE_ADDR": "10.20.30.40"}
@@ -51,14 +59,13 @@ def test_readyz_is_ready_when_database_migrations_and_broker_are(client, db):
 def readyz_in_a_process(tmp_path, **env) -> tuple[int, dict]:
     """/readyz answered by a separate process with ``env`` (a real connection attempt)."""
     script = (
-        "import django, json; django.setup()\n"
+        "import json\n"
         "from django.test import Client\n"
         "r = Client().get('/readyz')\n"
         "print(json.dumps({'status': r.status_code, 'body': r.json()}))\n"
     )
     full = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "mes.settings",
         "SECRET_KEY": "readyz-test",
         "MES_VAR_DIR": str(tmp_path / "var"),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}",
@@ -66,14 +73,7 @@ def readyz_in_a_process(tmp_path, **env) -> tuple[int, dict]:
         **env,
     }
     full.pop("MES_CACHE_URL", None)
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_django(script, full)
     assert done.returncode == 0, done.stderr[-2000:]
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     return answer["status"], answer["body"]
@@ -117,18 +117,11 @@ def scrape(client, **headers) -> str:
 
 
 def sample(text: str, name: str, **labels) -> float:
-    """The value of one sample of the exposition text."""
-    for line in text.splitlines():
-        if line.startswith("#") or not line.startswith(name):
-            continue
-        head, value = line.rsplit(" ", 1)
-        metric = head.split("{", 1)[0]
-        found = dict(
-            part.split("=", 1) for part in head[len(metric) + 1 : -1].split(",") if "=" in part
-        )
-        found = {k: v.strip('"') for k, v in found.items()}
-        if metric == name and all(found.get(k) == v for k, v in labels.items()):
-            return float(value)
+    """The value of one sample of the exposition text (prometheus-client's own parser)."""
+    for family in text_string_to_metric_families(text):
+        for found in family.samples:
+            if found.name == name and all(found.labels.get(k) == v for k, v in labels.items()):
+                return float(found.value)
     raise AssertionError(f"no sample {name} {labels} in:\n{text[:3000]}")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import port_open, require
+from .support import port_open, require, run_django
 
 ROOT = Path(__file__).resolve().parent.parent
 PG = "postgres://u@127.0.0.1:5432/plant"  # settings only: nothing connects to it
@@ -31,15 +31,7 @@ def _run_with_settings(tmp_path, code: str, **env):
         }
         and not k.startswith(("DB_CONN_MAX_AGE", "MES_DB_POOL"))
     }
-    base.update(MES_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="mes.settings", **env)
-    return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()\n" + code],
-        cwd=ROOT,
-        env=base,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_django(code, {**base, "MES_VAR_DIR": str(tmp_path), **env})
 
 
 def _load_settings(tmp_path, **env):
