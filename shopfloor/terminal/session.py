@@ -118,13 +118,17 @@ class SignInRefused(Exception):
     pass
 
 
+def clean_badge(raw: str | None) -> str:
+    """A badge as typed or scanned: without surrounding blanks, at most BADGE_MAX long."""
+    return (raw or "").strip()[:BADGE_MAX]
+
+
 def check_sign_in(badge: str, pin: str, terminal: Terminal) -> AbstractBaseUser:
     """The operator behind ``badge`` and ``pin`` at ``terminal``, or SignInRefused with a
     message that tells nothing about whether the badge exists."""
-    badge = (badge or "").strip()
+    badge = clean_badge(badge)
     if not badge or not pin:
         raise SignInRefused(_("Scan or type your badge, then enter your PIN."))
-    badge = badge[:BADGE_MAX]
     limit = settings.MES_TERMINAL_MAX_FAILURES
     now = timezone.now()
     badge_key, terminal_key = f"badge:{badge}", f"terminal:{terminal.pk}"

@@ -202,7 +202,7 @@ def sign_in(request: HttpRequest) -> HttpResponse:
     terminal = session.current_terminal(request)
     if terminal is None:
         return redirect("terminal:setup")
-    badge = request.POST.get("badge", "").strip()[: session.BADGE_MAX]
+    badge = session.clean_badge(request.POST.get("badge"))
     try:
         user = session.check_sign_in(badge, request.POST.get("pin", ""), terminal)
     except session.SignInRefused as exc:
