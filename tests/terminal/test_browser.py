@@ -394,4 +394,4 @@ def test_a_scan_is_accepted_while_a_quantity_field_has_focus(
     page.keyboard.type(f"{order.number}/20", delay=5)
     page.keyboard.press("Enter")
     op20 = order.operations.get(sequence=20)
-    expect(page).to_have_url(re.compile(rf"/terminal/op/{op20.pk}/$"), timeout=2000)
+    expect(page).to_have_url(re.compile(rf"/terminal/op/{op20.pk}/$"))
