@@ -14,7 +14,9 @@ COPY shopfloor ./shopfloor
 RUN python -m venv /venv && /venv/bin/pip install --upgrade pip && /venv/bin/pip install .
 
 FROM python:3.11-slim
-ENV PATH=/venv/bin:$PATH PYTHONUNBUFFERED=1 DJANGO_SETTINGS_MODULE=mes.settings \
+# PYTHONPATH: every process (gunicorn, celery, manage.py) imports the MES from /app, the
+# copy beside its templates and translations, never the one pip installed into /venv.
+ENV PATH=/venv/bin:$PATH PYTHONPATH=/app PYTHONUNBUFFERED=1 DJANGO_SETTINGS_MODULE=mes.settings \
     MES_VAR_DIR=/app/var STATIC_ROOT=/app/staticfiles PROMETHEUS_MULTIPROC_DIR=/app/var/metrics
 RUN useradd --create-home --uid 10001 mes
 COPY --from=build /venv /venv
