@@ -366,7 +366,7 @@ def plant_meanwhile(since: datetime) -> str:
 # --- The report -------------------------------------------------------------------------------
 
 
-def report(result: dict, terminals: int) -> bool:
+def report(result: dict, terminals: int, action_every: float) -> bool:
     """The table; True when both targets are met."""
     samples, failures, seconds = result["samples"], result["failures"], result["seconds"]
     floor = samples.get(FLOOR) or [float("nan")]
@@ -403,6 +403,13 @@ def report(result: dict, terminals: int) -> bool:
     notes = result["notes"]
     done = ", ".join(f"{n:,} {what}" for what, n in sorted(notes.items()))
     print(f"\nwhat the simulated users did: {done or 'nothing'}")
+    polls = len(samples.get(PANEL, [])) + len(samples.get(OPERATION_LIVE, []))
+    # A screen polls every POLL_S from when it was shown; an action shows a new one.
+    sent = terminals * seconds / action_every * max(1, math.ceil(action_every / POLL_S) - 1)
+    print(
+        f"terminal polls answered: {polls:,}, {polls / sent:.0%} of the about {sent:,.0f} "
+        f"that {terminals} terminals would send (fewer: the answers came late)"
+    )
     missing = terminals - notes.get("terminals signed in", 0)
     if missing:
         print(f"{missing} of {terminals} terminals never signed in (see the errors)")
@@ -474,8 +481,14 @@ def seed(args: argparse.Namespace, ports: dict[str, int], group: str) -> dict:
         event_types=list(EventType.values),
         active=True,
     )
+    from mes import gunicorn as web  # the configuration the Procfile's web line takes
+
+    threads = getattr(web, "threads", 1)
     return {
         "vendor": connection.vendor,
+        "web": f"{web.workers} {getattr(web, 'worker_class', 'sync')} workers"
+        + (f" of {threads} threads" if threads > 1 else ""),
+        "web_workers": web.workers,
         "host": f"http://127.0.0.1:{ports['web']}",
         "cookie": session.COOKIE,
         "terminals": terminals,
@@ -632,10 +645,10 @@ def main() -> None:
         f"{', Redis cache' if 'MES_CACHE_URL' in env else ', no shared cache'}: "
         f"{len(spec['terminals'])} terminals, the ERP and the baseline for "
         f"{result['seconds']:.0f} s; gunicorn -c python:mes.gunicorn "
-        f"({os.environ.get('WEB_CONCURRENCY', '3')} workers), the Procfile's workers and beat, "
+        f"({spec['web']}), the Procfile's workers and beat, "
         f"{plcs} simulated PLCs, the ERP simulator; {os.cpu_count()} CPUs"
     )
-    met = report(result, len(spec["terminals"]))
+    met = report(result, len(spec["terminals"]), spec["action_every"])
     report_server(result)
     report_cpu(cpu_before, cpu_after, result["cpu_seconds"])
     print(f"plant meanwhile: {meanwhile}")

@@ -11,7 +11,6 @@ the users did and the web workers' own times (/metrics) over the same window."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import sys
@@ -382,8 +381,7 @@ def warm_up(rounds: int = 3) -> None:
                 )
                 client.get(f"{host}/healthz")
 
-    parallel = int(os.environ.get("WEB_CONCURRENCY", "3"))  # mes.gunicorn's workers
-    gevent.joinall([gevent.spawn(browse) for _ in range(parallel)], raise_error=True)
+    gevent.joinall([gevent.spawn(browse) for _ in range(SPEC["web_workers"])], raise_error=True)
 
 
 def server_times() -> dict[str, tuple[float, int]]:
