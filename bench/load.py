@@ -503,12 +503,13 @@ def seed(args: argparse.Namespace, ports: dict[str, int], group: str) -> dict:
     }
 
 
-def start_early(children: Children, ports: dict[str, int], web: str) -> subprocess.Popen:
-    """What touches no data before it is asked to, started while the plant is seeded (the
-    imports take seconds of CPU): the ERP simulator, the PLCs, gunicorn (the Procfile's
-    ``web``) and the load generator, which waits to be told to go. (The workers and beat
-    start after the seeding: on SQLite they would wait for its long transaction and fail
-    with "database is locked".) Returns the load generator."""
+def start_early(children: Children, ports: dict[str, int], processes: dict[str, str]):
+    """Every process but beat, started while the plant is seeded (their imports take
+    seconds of CPU): the ERP simulator, the PLCs, the Procfile's ``web`` and workers, and the
+    load generator, which waits to be told to go. Nothing reaches the database before beat
+    starts: the workers' tasks come from beat (or from its tasks), so none runs while
+    seed_demo holds SQLite's write lock or before the plant has its ports. Returns the load
+    generator."""
     children.start(
         "erp",
         [
@@ -519,7 +520,9 @@ def start_early(children: Children, ports: dict[str, int], web: str) -> subproce
     children.start(
         "plcs", [sys.executable, "manage.py", "simulate_plcs", "--base-port", str(ports["plc"])]
     )
-    children.start("web", ["/bin/sh", "-c", web])
+    for name, command in processes.items():
+        if name != "beat":
+            children.start(name, ["/bin/sh", "-c", command])
     return children.start(
         "locust",
         [sys.executable, "-m", "bench.support.loadgen", str(VAR / "spec.json")],
@@ -597,7 +600,7 @@ def main() -> None:
         signal.signal(sig, lambda *_: sys.exit("stopped by a signal"))
     processes = procfile_processes(settings.MES_QUEUES, group, web=True)
     try:
-        driver = start_early(children, ports, processes.pop("web"))
+        driver = start_early(children, ports, processes)
         spec = seed(args, ports, group)
         connections.close_all()
         print(
@@ -607,9 +610,8 @@ def main() -> None:
             f"{time.perf_counter() - began:.0f} s",
             flush=True,
         )
-        for name, command in processes.items():
-            children.start(name, ["/bin/sh", "-c", command])
-        print(f"started: web, {', '.join(processes)} (Procfile), erp, plcs, locust", flush=True)
+        children.start("beat", ["/bin/sh", "-c", processes["beat"]])
+        print(f"started: {', '.join(processes)} (Procfile), erp, plcs, locust", flush=True)
         wait_for("the web server", lambda: answers(f"{spec['host']}/readyz"), 90, children, 0.2)
         answered = time.perf_counter()
         wait_for("the plant at rest", plant_at_rest, 120, children, every=0.2)
