@@ -22,7 +22,7 @@ from shopfloor.plc.services import set_machine_connection
 from shopfloor.plc.timing import poll_lease_seconds
 from shopfloor.plc.window import Window, poll_lease, poll_window
 
-from .conftest import connection
+from .conftest import connect, connection
 
 OTHER_WORKER = "host-b:202:bbbb"
 DEAD_WORKER = "host-c:303:dead"
@@ -106,6 +106,20 @@ def test_of_two_workers_given_one_beat_at_once_only_one_polls(polled_machine, gr
     assert sorted(type(r).__name__ for r in results) == ["NoneType", "Window"], results
     window = next(r for r in results if r is not None)
     assert PollGroupState.objects.get(group=group).cycles == len(window.reports)
+
+
+def test_a_window_starts_no_cycle_after_its_end_even_when_one_overran(poller, clock, plc, machine):
+    plc.state("running")
+    connect(machine, {**connection(plc.port), "poll_interval_ms": 100})
+    cycle = poller.run_cycle
+
+    def overrunning_cycle():
+        report = cycle()
+        clock.advance(1.5)  # a slow write, say: the beat's window is over
+        return report
+
+    poller.run_cycle = overrunning_cycle
+    assert len(poller.run_window(1.0)) == 1
 
 
 @pytest.mark.parametrize(
