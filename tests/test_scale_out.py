@@ -154,7 +154,6 @@ def test_killing_one_process_of_each_kind_loses_and_doubles_nothing(tmp_path, pl
         "scale",
         CELERY_BROKER_URL=broker,
         MES_PLC_BEAT_MS=str(int(BEAT_SECONDS * 1000)),
-        MES_PLC_WAIT_MS="300",
         MES_BEAT_LEASE_SECONDS="3",
         MES_OUTBOX_INTERVAL_SECONDS="1",
         MES_OUTBOX_LEASE_SECONDS="3",
@@ -225,23 +224,28 @@ def test_killing_one_process_of_each_kind_loses_and_doubles_nothing(tmp_path, pl
         event_types=list(EventType.values),
         active=True,
     )
-    # Written before the processes start, in one transaction: a test that keeps writing
-    # while they run would hold SQLite's write lock against their leases.
-    with transaction.atomic():
-        now = timezone.now()
-        record_events(
-            [
-                NewEvent(EventType.WORK_ORDER_UPDATED, f"WO-{i:04d}", {"number": i}, now)
-                for i in range(EVENTS)
-            ]
-        )
     try:
-        for child in children:
+        # The poll workers last: their first windows, the slowest (connections, the heap
+        # frozen), do not have to share the CPU with five processes starting up.
+        for child in (erp, *workers, *beats):
             child.start()
         wait_until("the ERP simulator", lambda: port_open("127.0.0.1", port), 60, erp)
-        wait_until("every worker", lambda: all(map(ready, pollers + workers)), 60, *children)
+        wait_until("the workers", lambda: all(map(ready, workers)), 60, *children)
         wait_until("a beat sending", lambda: child_of(holder_of(beat_lease), beats), 30, *beats)
+        for child in pollers:
+            child.start()
+        wait_until("the poll workers", lambda: all(map(ready, pollers)), 60, *pollers)
         wait_until("polling", lambda: cycles() >= 3, 30, *children)
+        # In one transaction: a test that kept writing would hold SQLite's write lock
+        # against the processes' leases.
+        with transaction.atomic():
+            now = timezone.now()
+            record_events(
+                [
+                    NewEvent(EventType.WORK_ORDER_UPDATED, f"WO-{i:04d}", {"number": i}, now)
+                    for i in range(EVENTS)
+                ]
+            )
         wait_until("deliveries", lambda: len(received()["applied"]) >= 10, 30, *children)
 
         # 1. An ERP worker, caught (stopped) while it holds deliveries in flight.
