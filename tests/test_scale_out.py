@@ -13,8 +13,9 @@ the beats' "Sending due task" lines, the ERP's applied and duplicate keys, the d
 - No two windows of the group overlap, and no more than three of the group's poll tasks
   are sent between the starts of two windows: the group is never left unpolled for more
   than two cycles.
-- One beat sends at a time: the standby sends nothing before the one that sent is
-  killed, and no entry is sent more than once per period.
+- One beat sends at a time: every task is sent by the beat that took the lease last
+  (so never by both), the standby takes over after the kill, and no entry is sent more
+  than once per period.
 - Every outbox event is applied by the ERP exactly once, and the only deliveries sent
   twice are those the killed worker held in flight.
 
@@ -214,6 +215,9 @@ def test_killing_one_process_of_each_kind_loses_and_doubles_nothing(tmp_path, pl
         )
         return dict(rows.values_list("pk", "locked_until"))
 
+    def began(child: ChildProcess, holder: str) -> bool:
+        return any(w.holder == holder for w in windows(child.log))
+
     def ready(child: ChildProcess) -> bool:
         return any(line.get("message", "").endswith(" ready.") for line in json_lines(child.log))
 
@@ -248,14 +252,16 @@ def test_killing_one_process_of_each_kind_loses_and_doubles_nothing(tmp_path, pl
             )
         wait_until("deliveries", lambda: len(received()["applied"]) >= 10, 30, *children)
 
-        # 1. An ERP worker, caught (stopped) while it holds deliveries in flight.
+        # 1. An ERP worker, caught (stopped) while it holds deliveries in flight: those
+        # leased before and still leased, unchanged, a second later (the other worker's
+        # calls end within 0.2 s and their leases go).
         held: set[int] = set()
         deadline = time.monotonic() + 30
         while not held and time.monotonic() < deadline:
             for victim in workers:
                 os.killpg(victim.proc.pid, signal.SIGSTOP)
                 before = leased()
-                time.sleep(1.0)  # the other worker's calls end (0.2 s each); these cannot
+                time.sleep(1.0)
                 after = leased()
                 held = {pk for pk, until in before.items() if after.get(pk) == until}
                 if held:
@@ -274,7 +280,8 @@ def test_killing_one_process_of_each_kind_loses_and_doubles_nothing(tmp_path, pl
                 time.sleep(0.005)
                 continue
             os.killpg(candidate.proc.pid, signal.SIGSTOP)
-            if holder_of(poll_lease) == holder:  # still in that window, frozen
+            # Still in that window, frozen, and past logging its start.
+            if holder_of(poll_lease) == holder and began(candidate, holder):
                 plc_victim, killed_holder = candidate, holder
             else:
                 os.killpg(candidate.proc.pid, signal.SIGCONT)
@@ -301,20 +308,27 @@ def test_killing_one_process_of_each_kind_loses_and_doubles_nothing(tmp_path, pl
         ended_at = time.time()
         state = received()
     finally:
+        stopped_at = time.time()
         for child in children:
             child.kill()
         forget_queues(broker, group[1:])
 
     # --- Polling: one window at a time, none missing for more than two cycles ------------
     found = windows(*(p.log for p in pollers))
-    killed = [w for w in found if w.ended is None]
-    assert [w.holder for w in killed] == [killed_holder]
-    killed[0].ended = plc_killed_at
+    unfinished = [w for w in found if w.ended is None]
+    # The window killed mid-way, and maybe one the end of the test cut short.
+    assert killed_holder in {w.holder for w in unfinished}
+    for window in unfinished:
+        if window.holder == killed_holder:
+            window.ended = plc_killed_at
+        else:  # the last one, cut short by the end of the test
+            assert window is found[-1], window
+            window.ended = stopped_at
     assert len(found) >= 7
     for earlier, later in itertools.pairwise(found):
         assert later.started >= earlier.ended, f"windows overlap: {earlier} and {later}"
-    by_survivor = [w for w in found if w.started > plc_killed_at]
-    assert by_survivor and {pgid_of(w.holder) for w in by_survivor} == {plc_survivor.proc.pid}
+    assert not [w for w in windows(plc_victim.log) if w.started > plc_killed_at]
+    assert [w for w in windows(plc_survivor.log) if w.started > plc_killed_at]
 
     poll_sends = sorted(
         t for b in beats for t, entry in sends(b.log) if entry == f"plc-poll-{group}"
@@ -343,9 +357,9 @@ def test_killing_one_process_of_each_kind_loses_and_doubles_nothing(tmp_path, pl
     assert after_kill and any(t > after_kill[0] for t, _ in sends(standby.log))
     sent = sorted(item for b in beats for item in sends(b.log))
     periods = {f"plc-poll-{group}": BEAT_SECONDS, "deliver-outbox": 1.0, "plc-book-counts": 5.0}
+    handovers = Lease.objects.get(name=beat_lease).takeovers  # the new holder sends at once
     for entry, period in periods.items():
         times = [t for t, e in sent if e == entry]
-        handovers = Lease.objects.get(name=beat_lease).takeovers
         assert len(times) <= (times[-1] - times[0]) / period + 1 + handovers, (entry, times)
 
     # --- Outbox: every event applied once; re-sent only what the killed worker held -------
