@@ -4,7 +4,7 @@ It verifies each body's HMAC signature, applies each ``Idempotency-Key`` once (r
 in a JSON-lines file, so across restarts too), logs what it got, and can be told to fail a
 share of requests: HTTP 500, a slow answer, or a dropped connection.
 
-    GET  /received   -> {"applied": [...], "duplicates": n, "rejected": n}
+    GET  /received   -> {"applied": [...], "duplicates": n, "duplicate_ids": [...], "rejected": n}
     POST /_control   <- {"fail_rate": 0.5, "fail_mode": "500|slow|drop", "slow_seconds": 10}
     POST <any other> <- an event
 """
@@ -45,6 +45,7 @@ class ErpState:
         self.applied: list[dict] = []
         self.seen: set[str] = set()
         self.duplicates = 0
+        self.duplicate_ids: list[str] = []  # the key of each duplicate, in arrival order
         self.rejected = 0
         self.in_flight = 0  # events being handled right now
         self.most_in_flight = 0  # the most at once, so far
@@ -68,6 +69,7 @@ class ErpState:
         with self.lock:
             if key in self.seen:
                 self.duplicates += 1
+                self.duplicate_ids.append(key)
                 return False
             record = {
                 "id": key,
@@ -109,6 +111,7 @@ def make_handler(state: ErpState):
                     body = {
                         "applied": list(state.applied),
                         "duplicates": state.duplicates,
+                        "duplicate_ids": list(state.duplicate_ids),
                         "rejected": state.rejected,
                         "most_in_flight": state.most_in_flight,
                     }

@@ -8,8 +8,8 @@ Two kinds:
   them (the image and the compose file do) and every worker's values are summed;
 - read from the database when scraped, so that they hold whatever process did the work (a
   Celery worker, another host): the ERP outbox's backlog and the age of its oldest event,
-  each poll group's last cycle time, cycles, failed reads and failing machines, and the
-  last re-plan's duration and age.
+  each poll group's last cycle time, cycles, failed reads and failing machines, the leases
+  taken over from a dead or stalled holder, and the last re-plan's duration and age.
 
 Access: with ``MES_METRICS_TOKEN`` set, a scraper sends ``Authorization: Bearer <token>``;
 without it only loopback clients are answered (a Prometheus beside the web process), and
@@ -98,7 +98,7 @@ class PlantCollector:
 
     def _from_database(self) -> Iterator[Metric]:
         from erp_sync.delivery import delivery_lag
-        from mes.models import ScheduleState
+        from mes.models import Lease, ScheduleState
         from shopfloor.models import MachineConnection, PollGroupState
 
         now = timezone.now()
@@ -144,6 +144,16 @@ class PlantCollector:
             if state.last_beat_at is not None:
                 beat_age.add_metric([group], (now - state.last_beat_at).total_seconds())
         yield from (cycle, beat_age, cycles, failed)
+
+        takeovers = CounterMetricFamily(
+            "mes_lease_takeovers",
+            "Leases taken over from a holder whose lease ran out (a poll worker or a beat that "
+            "died or stalled), per lease (plc:<group>, beat:<queue>).",
+            labels=["lease"],
+        )
+        for name, count in Lease.objects.values_list("name", "takeovers"):
+            takeovers.add_metric([name], count)
+        yield takeovers
 
         machines = GaugeMetricFamily(
             "mes_plc_machines",

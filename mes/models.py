@@ -354,6 +354,22 @@ class ScheduleState(models.Model):
         return f"schedule planned at {self.planned_at}"
 
 
+class Lease(models.Model):
+    """A job only one process may do at a time, and who does it until when: a poll group's
+    window (``plc:<group>``), sending beat's tasks (``beat:<default queue>``). Taken and
+    given back by :mod:`mes.leases` with one conditional UPDATE each; a lease whose holder
+    dies runs out by itself and the next taker takes it over."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    holder = models.CharField(max_length=200, blank=True)  # host:pid:token of the last taker
+    expires_at = models.DateTimeField(null=True, blank=True)  # null: free (given back)
+    taken_at = models.DateTimeField(null=True, blank=True)  # when the holder took it
+    takeovers = models.BigIntegerField(default=0)  # taken from a holder that ran out (metrics)
+
+    def __str__(self) -> str:
+        return f"lease {self.name}"
+
+
 # --- People ----------------------------------------------------------------------------------
 
 

@@ -383,13 +383,21 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("MES_CELERY_QUEUE", "").strip() or "celery"
 CELERY_BEAT_SCHEDULE: dict = {}
 # Beat's own bookkeeping goes under MES_VAR_DIR, not into the working directory (which the
-# image's user may not write).
+# image's user may not write). Two beats on one host need a file each (--schedule).
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Beat sends tasks only while it holds a lease in the database (mes/beat.py), so a second
+# beat stands by instead of sending every task twice, and takes over within
+# MES_BEAT_LEASE_SECONDS (and a third) when the first dies. `celery beat` and
+# `worker --beat` both use it.
+CELERY_BEAT_SCHEDULER = "mes.beat:LeasedScheduler"
+MES_BEAT_LEASE_SECONDS = env_int("MES_BEAT_LEASE_SECONDS", 3, minimum=2)
 
 # --- PLC polling (shopfloor.plc) -------------------------------------------------------------
 # Poll groups map to Celery queues; the beat schedule entries for polling are added below.
 # Each group is polled by one cycle task per beat on queue ``plc.<group>``; give every such
-# queue one worker process (``-Q plc.<group> --concurrency 1``) so connections are reused.
+# queue one worker process (``-Q plc.<group> --concurrency 1``) so connections are reused,
+# or two on different hosts for fail-over: only the worker holding the group's lease polls
+# (shopfloor/plc/window.py), and a killed one's lease runs out within two beats.
 MES_PLC_GROUPS = env_list("MES_PLC_GROUPS", ["default"])
 _plc_group_chars = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
 for _group in MES_PLC_GROUPS:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 
 from celery import current_app, shared_task
-from django.conf import settings
 
-from shopfloor.plc.poller import poller_for
-from shopfloor.plc.services import book_pending_counts, record_poll_beat
+from shopfloor.plc.services import book_pending_counts
+from shopfloor.plc.window import poll_window
 
 logger = logging.getLogger("shopfloor.plc")
 
@@ -18,19 +17,10 @@ logger = logging.getLogger("shopfloor.plc")
 @shared_task(name="shopfloor.tasks.poll_plc_group", acks_late=False, ignore_result=True)
 def poll_plc_group(group: str) -> None:
     """One beat of a poll group: its devices' cycle (several, for devices polled faster than
-    the beat). Runs on the group's queue ``plc.<group>``."""
-    changed = False
-    reports = poller_for(group).run_window(settings.MES_PLC_BEAT_MS / 1000)
-    for report in reports:
-        logger.debug("PLC group %s cycle: %s", group, report.as_dict())
-        changed = changed or report.state_changes > 0
-    record_poll_beat(
-        group,
-        cycles=len(reports),
-        reads_failed=sum(r.failed for r in reports),
-        seconds=max((r.seconds for r in reports), default=0.0),
-    )
-    if changed:
+    the beat). Runs on the group's queue ``plc.<group>``; when several workers take it, only
+    the one holding the group's lease polls (see ``shopfloor.plc.window``)."""
+    window = poll_window(group)
+    if window is not None and window.state_changes:
         # A machine stopped or started: re-plan now rather than at the next beat.
         current_app.send_task("mes.tasks.replan_schedule")
 

@@ -176,6 +176,46 @@ def celery_worker_with_beat(
     return celery_worker(env, tmp_path, queues, beat=True, pool=pool, extra=extra)
 
 
+def celery_beat(env: dict[str, str], tmp_path, *, name: str = "beat") -> ChildProcess:
+    """``celery beat`` as Procfile runs it (its own process), with a schedule file of its own
+    (``tmp_path/<name>-schedule``: two beats on one host must not share one), logging to
+    ``tmp_path/<name>.log``; not started yet."""
+    import sys
+
+    return ChildProcess(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "mes",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(tmp_path / f"{name}-schedule"),
+        ],
+        env,
+        tmp_path / f"{name}.log",
+    )
+
+
+def redis_broker() -> str:
+    """A Redis broker for a test that needs one whatever the suite's broker: the suite's own
+    when it is Redis (CI's PostgreSQL run), else Redis on 127.0.0.1:6379, database 15 (as
+    CI's; each run's queues have names of their own). Skips (fails under CI) without it."""
+    from urllib.parse import urlparse
+
+    from django.conf import settings
+
+    broker = settings.CELERY_BROKER_URL
+    if not broker.startswith("redis://"):
+        broker = "redis://127.0.0.1:6379/15"
+    parsed = urlparse(broker)
+    require(port_open(parsed.hostname, parsed.port or 6379), f"Redis at {broker}")
+    return broker
+
+
 def worker_queues(env: dict[str, str], *kinds: str) -> str:
     """The queues, for ``-Q``, that the tasks of a child started with ``env`` go to (see
     ``mes.queues.Queues``): those of ``kinds`` (``default``, ``erp``, ``schedule``,

@@ -365,11 +365,14 @@ class GroupPoller:
 
     def run_window(self, seconds: float) -> list[CycleReport]:
         """Cycles for up to ``seconds``: one, or more for devices polled faster than the beat
-        that starts each window."""
+        that starts each window. No cycle starts after 0.9 of it, even when an earlier one
+        overran: the window must end within its lease (``timing.poll_lease_seconds``)."""
         end = self.clock() + seconds * 0.9
         reports = [self.run_cycle()]
         while (upcoming := self.next_due()) is not None and upcoming < end:
             time.sleep(max(0.0, upcoming - self.clock()))
+            if self.clock() >= end:
+                break
             reports.append(self.run_cycle())
         return reports
 

@@ -215,6 +215,7 @@ def test_simulator_reports_what_it_applied(erp):
         assert json.loads(response.read()) == {
             "applied": [],
             "duplicates": 0,
+            "duplicate_ids": [],
             "rejected": 0,
             "most_in_flight": 0,
         }
