@@ -27,6 +27,35 @@ def run_django(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
+def run_together(calls, *, timeout: float = 30, what: str = "a racing call") -> list:
+    """Run ``calls`` in threads released together by a barrier, each on a database
+    connection of its own (closed when it ends). Each result is the call's return value or
+    the exception it raised; a call still running after ``timeout`` fails the test."""
+    import threading
+
+    from django.db import connection
+
+    barrier = threading.Barrier(len(calls), timeout=timeout)
+    results: list = [None] * len(calls)
+
+    def run(i, call):
+        try:
+            barrier.wait()
+            results[i] = call()
+        except BaseException as exc:  # reported by the test
+            results[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not any(thread.is_alive() for thread in threads), f"{what} hung"
+    return results
+
+
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

@@ -8,7 +8,6 @@ These tests commit for real (``transaction=True``) and use one connection per th
 from __future__ import annotations
 
 import os
-import threading
 
 import pytest
 from django.db import connection
@@ -18,6 +17,7 @@ from mes.choices import EntityType, OperationStatus, WorkOrderStatus
 from mes.errors import Conflict, DomainError, InvalidTransition
 from mes.models import AuditRecord, Operation
 from tests.factories import make_routing, make_work_order
+from tests.support import run_together
 
 Op = OperationStatus
 WO = WorkOrderStatus
@@ -27,24 +27,7 @@ TIMEOUT = 30
 def race(*calls) -> list:
     """Run ``calls`` in threads released together by a barrier. Each result is the call's
     return value or the exception it raised."""
-    barrier = threading.Barrier(len(calls), timeout=TIMEOUT)
-    results: list = [None] * len(calls)
-
-    def run(i, call):
-        try:
-            barrier.wait()
-            results[i] = call()
-        except BaseException as exc:  # reported to the test below
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(TIMEOUT)
-    assert not any(thread.is_alive() for thread in threads), "a racing call hung"
+    results = run_together(list(calls), timeout=TIMEOUT)
     unexpected = [r for r in results if not isinstance(r, Operation | DomainError)]
     assert not unexpected, unexpected
     return results

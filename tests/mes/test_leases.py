@@ -10,16 +10,16 @@ died (SIGKILL) without giving its lease back.
 from __future__ import annotations
 
 import re
-import threading
 import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from mes.leases import Grant, new_holder, release_lease, renew_lease, take_lease
 from mes.models import Lease
+from tests.support import run_together
 
 A = "host-a:101:aaaa"
 B = "host-b:202:bbbb"
@@ -100,24 +100,7 @@ def test_leases_of_different_names_are_apart():
 
 def race(calls) -> list:
     """Run ``calls`` in threads (one database connection each) released together."""
-    barrier = threading.Barrier(len(calls), timeout=30)
-    results: list = [None] * len(calls)
-
-    def run(i, call):
-        try:
-            barrier.wait()
-            results[i] = call()
-        except BaseException as exc:  # reported by the test
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert not any(t.is_alive() for t in threads), "a taker hung"
+    results = run_together(calls, what="a taker")
     assert all(isinstance(r, Grant) for r in results), results
     return results
 

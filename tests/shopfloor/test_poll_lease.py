@@ -6,12 +6,10 @@ PLC on loopback, committed for real (the lease must be seen by the other workers
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import connection as db_connection
 from django.utils import timezone
 
 from mes.leases import take_lease
@@ -21,6 +19,7 @@ from shopfloor.plc.poller import poller_for
 from shopfloor.plc.services import set_machine_connection
 from shopfloor.plc.timing import poll_lease_seconds
 from shopfloor.plc.window import Window, poll_lease, poll_window
+from tests.support import run_together
 
 from .conftest import connect, connection
 
@@ -86,23 +85,7 @@ def test_a_killed_workers_lease_runs_out_and_the_group_is_taken_over(polled_mach
 
 
 def test_of_two_workers_given_one_beat_at_once_only_one_polls(polled_machine, group):
-    barrier = threading.Barrier(2, timeout=30)
-    results: list = [None, None]
-
-    def worker(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = poll_window(group)
-        except BaseException as exc:  # reported below
-            results[i] = exc
-        finally:
-            db_connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    results = run_together([lambda: poll_window(group)] * 2, what="a poll window")
     assert sorted(type(r).__name__ for r in results) == ["NoneType", "Window"], results
     window = next(r for r in results if r is not None)
     assert PollGroupState.objects.get(group=group).cycles == len(window.reports)

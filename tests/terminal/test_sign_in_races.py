@@ -6,15 +6,13 @@ These tests commit for real (``transaction=True``)."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection
 from django.test import Client
 
 from mes.accounts import create_operator
 from shopfloor.terminal import session
 from shopfloor.terminal.models import SignInThrottle
+from tests.support import run_together
 
 from .conftest import bind, sign_in, signed_in_id
 
@@ -23,25 +21,7 @@ TIMEOUT = 60
 
 
 def parallel(calls) -> list:
-    barrier = threading.Barrier(len(calls), timeout=TIMEOUT)
-    results: list = [None] * len(calls)
-
-    def run(i, call):
-        try:
-            barrier.wait()
-            results[i] = call()
-        except BaseException as exc:
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(TIMEOUT)
-    assert not any(thread.is_alive() for thread in threads), "a sign-in hung"
-    return results
+    return run_together(calls, timeout=TIMEOUT, what="a sign-in")
 
 
 @pytest.mark.django_db(transaction=True)
