@@ -14,6 +14,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# The command line that starts Celery with the MES's app, in this interpreter.
+CELERY = (sys.executable, "-m", "celery", "-A", "mes")
+
+
 def run_django(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     """``code`` run after ``django.setup()`` in a process of its own with exactly ``env``
     (settings are read once per process: a test of a setting needs a new one)."""
@@ -167,15 +171,9 @@ def celery_worker(
     embedded beat when ``beat`` (its schedule in ``tmp_path/beat-schedule``), solo pool
     unless ``pool`` says otherwise, logging to ``tmp_path/<name>.log``; not started yet.
     Workers made with the same ``name`` share the log, as restarts of one worker do."""
-    import sys
-
     return ChildProcess(
         [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "mes",
+            *CELERY,
             "worker",
             *(("--beat", "--schedule", str(tmp_path / "beat-schedule")) if beat else ()),
             *pool,
@@ -209,15 +207,9 @@ def celery_beat(env: dict[str, str], tmp_path, *, name: str = "beat") -> ChildPr
     """``celery beat`` as Procfile runs it (its own process), with a schedule file of its own
     (``tmp_path/<name>-schedule``: two beats on one host must not share one), logging to
     ``tmp_path/<name>.log``; not started yet."""
-    import sys
-
     return ChildProcess(
         [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "mes",
+            *CELERY,
             "beat",
             "--loglevel",
             "INFO",
@@ -261,8 +253,6 @@ def erp_simulator(
 ) -> tuple[ChildProcess, int]:
     """The ERP simulator on a free loopback port with ``secret`` (and ``extra`` options),
     logging to ``tmp_path/erp.log``; not started yet. Returns it and its port."""
-    import sys
-
     port = free_port()
     args = [sys.executable, "manage.py", "erp_simulator", "--port", str(port), "--secret", secret]
     return ChildProcess([*args, *extra], env, tmp_path / "erp.log"), port
